@@ -1,0 +1,5 @@
+"""Config location and the checks that stop a bad value before training."""
+
+from oodmix.config.validation import ConfigError, validate
+
+__all__ = ["ConfigError", "validate"]

@@ -1,0 +1,57 @@
+"""Checks the command line before Hydra composes anything, so a typo costs no training.
+
+Hydra reports an unknown group option over many lines; here it becomes one line naming the
+key, the value and the options there are. Values of ruled keys (see validation.RULES) are
+checked too, every value of a sweep included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Override
+
+from oodmix.config.paths import config_dir, group_options
+from oodmix.config.validation import ConfigError, check_value
+
+
+def _values(override: Override) -> Iterator[Any]:
+    """Every value an override gives: one, or each choice of a sweep (ranges: left to the run)."""
+    value = override.value()
+    if isinstance(value, ChoiceSweep):
+        yield from value.list
+    elif not override.is_sweep_override():
+        yield value
+
+
+def check_command_line(argv: Sequence[str]) -> None:
+    """Raise ConfigError for an unknown option of a config group or a value a rule forbids."""
+    try:
+        args = get_args_parser().parse_args(list(argv))
+        overrides = OverridesParser.create().parse_overrides(args.overrides)
+    except Exception:
+        return  # malformed: Hydra's own parser reports it
+    # Other config folders can add group options we cannot see from here.
+    extra_search_path = args.config_dir is not None or any(
+        o.key_or_group.startswith("hydra.searchpath") for o in overrides
+    )
+    groups = {p.name for p in config_dir().iterdir() if p.is_dir() and p.name != "hydra"}
+    for override in overrides:
+        if override.is_delete():
+            continue
+        key = override.key_or_group
+        if key in groups and not extra_search_path:
+            options = group_options(key)
+            for value in _values(override):
+                if value is not None and str(value) not in options:
+                    raise ConfigError(
+                        f"{key}={value} is not allowed: {key} must be one of {', '.join(options)}"
+                    )
+        else:
+            for value in _values(override):
+                if isinstance(value, str) and "${" in value:
+                    continue  # an interpolation: checked once the run's config is composed
+                check_value(key, value)

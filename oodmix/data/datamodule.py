@@ -1,0 +1,165 @@
+"""The datamodule base shared by every dataset: device-resident splits, sliced batches, mixup."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+
+import lightning as L
+import torch
+from omegaconf import DictConfig
+
+from oodmix.data.loaders import EvalBatches, TrainBatches
+from oodmix.data.mixup import Mixup
+
+
+@dataclass
+class EvalSet:
+    """Points to score: `is_id` is the detection truth, `y` the class of ID points (-1: OOD)."""
+
+    x: torch.Tensor
+    is_id: torch.Tensor
+    y: torch.Tensor
+
+
+@dataclass
+class OODSplits:
+    """Everything one run trains and evaluates on."""
+
+    id_x: torch.Tensor
+    id_y: torch.Tensor
+    ood_x: torch.Tensor
+    val: EvalSet
+    test: EvalSet
+
+    def to(self, device: torch.device) -> OODSplits:
+        moved = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, EvalSet):
+                value = EvalSet(value.x.to(device), value.is_id.to(device), value.y.to(device))
+            else:
+                value = value.to(device)
+            moved[field.name] = value
+        return OODSplits(**moved)
+
+
+class OODDataModule(L.LightningDataModule):
+    """Base of oodmix datasets: subclasses implement `generate()`, set num_features, num_classes.
+
+    Training batches are dicts (see DESIGN.md):
+
+        {"id": (x, y), "ood": x_ood, "id_mix": (x, soft_y), "ood_mix": x_ood_mix}
+
+    The OOD part is only produced when the loss asks for it (`request_parts`), the mixed parts
+    only when it asks for them; they are built on the batch's device after transfer, mixing ID
+    only with ID and OOD only with OOD, with lam ~ Beta(mixup.alpha, mixup.alpha).
+    """
+
+    num_features: int
+    num_classes: int
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        ood_batch_size: int | None = None,
+        eval_batch_size: int = 4096,
+        seed: int = 0,
+        mixup: DictConfig | dict | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.ood_batch_size = ood_batch_size or batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.mixup = Mixup(**mixup) if mixup else None
+        self.drop_last = drop_last
+        self.parts: frozenset[str] = frozenset({"id", "ood"})
+        self.splits: OODSplits | None = None
+
+    def generate(self) -> OODSplits:
+        """Draw every split from `self.seed`; the same seed gives the same data."""
+        raise NotImplementedError
+
+    def request_parts(self, parts: Iterable[str]) -> None:
+        """Produce exactly the training-batch parts a loss needs (a subset of TRAIN_PARTS)."""
+        parts = frozenset(parts)
+        unknown = parts - {"id", "ood", "id_mix", "ood_mix"}
+        if unknown:
+            raise ValueError(
+                f"unknown batch parts {sorted(unknown)}: allowed id, ood, id_mix, ood_mix"
+            )
+        if parts & {"id_mix", "ood_mix"} and self.mixup is None:
+            raise ValueError("the loss needs mixed batches but the datamodule has no mixup config")
+        self.parts = parts
+
+    @property
+    def device(self) -> torch.device:
+        if self.trainer is not None:
+            return self.trainer.strategy.root_device
+        return torch.device("cpu")
+
+    def setup(self, stage: str | None = None) -> None:
+        # Generated once on the CPU (the same numbers on any device), then moved once to the
+        # training device, where they stay for the whole run.
+        if self.splits is None:
+            self.splits = self.generate()
+        if self.splits.id_x.device != self.device:
+            self.splits = self.splits.to(self.device)
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def train_dataloader(self) -> TrainBatches:
+        splits = self._require_splits()
+        rank, world_size = self._rank_and_world()
+        wants_ood = bool(self.parts & {"ood", "ood_mix"})
+        return TrainBatches(
+            splits.id_x,
+            splits.id_y,
+            splits.ood_x if wants_ood else None,
+            batch_size=self.batch_size,
+            ood_batch_size=self.ood_batch_size,
+            seed=self.seed,
+            epoch=self._current_epoch,
+            rank=rank,
+            world_size=world_size,
+            drop_last=self.drop_last,
+        )
+
+    def _eval_batches(self, eval_set: EvalSet) -> EvalBatches:
+        rank, world_size = self._rank_and_world()
+        return EvalBatches(
+            eval_set.x, eval_set.is_id, eval_set.y, self.eval_batch_size, rank, world_size
+        )
+
+    def val_dataloader(self) -> EvalBatches:
+        return self._eval_batches(self._require_splits().val)
+
+    def test_dataloader(self) -> EvalBatches:
+        return self._eval_batches(self._require_splits().test)
+
+    def _require_splits(self) -> OODSplits:
+        if self.splits is None:
+            raise RuntimeError("call setup() before asking for data")
+        return self.splits
+
+    def add_mixed_parts(self, batch: dict) -> dict:
+        """Add `id_mix` and/or `ood_mix` to a training batch, as requested, on its device."""
+        if "id_mix" in self.parts:
+            x, y = batch["id"]
+            batch["id_mix"] = self.mixup(x, y, self.num_classes)
+        if "ood_mix" in self.parts:
+            batch["ood_mix"] = self.mixup(batch["ood"])[0]
+        return batch
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        if "id" in batch and self.parts & {"id_mix", "ood_mix"}:
+            return self.add_mixed_parts(batch)
+        return batch

@@ -1,0 +1,128 @@
+"""Batches as index slices of tensors that already live on the training device.
+
+The problem is tiny (2-D points, a small MLP), so per-step overhead decides speed: there is no
+per-sample Dataset.__getitem__, no collate and no host-to-device copy per step. Lightning takes
+any iterable with a length as a dataloader; these are such iterables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+# The order in which the parts of a training batch are fed through the network.
+TRAIN_PARTS = ("id", "ood", "id_mix", "ood_mix")
+
+
+def shard(n: int, rank: int, world_size: int) -> slice:
+    """The contiguous share of n items that process `rank` of `world_size` evaluates.
+
+    Shares differ by at most one item and together cover every item exactly once (unlike a
+    DistributedSampler, which pads with repeats).
+    """
+    base, extra = divmod(n, world_size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (1 if rank < extra else 0))
+
+
+class TrainBatches:
+    """One epoch of training batches: {"id": (x, y), "ood": x_ood}.
+
+    Each epoch draws a fresh permutation of the ID set on the data's device, seeded by
+    (seed, epoch) so that an epoch is reproducible on its own (and a resumed run sees the same
+    batches). The OOD batch of step i takes the next `ood_batch_size` indices of a random
+    permutation of the OOD set, repeated when that set is smaller than an epoch needs.
+
+    Under data parallelism each of `world_size` processes takes every world_size-th index of the
+    shared permutation, truncated so that all processes run the same number of steps.
+    """
+
+    def __init__(
+        self,
+        id_x: torch.Tensor,
+        id_y: torch.Tensor,
+        ood_x: torch.Tensor | None,
+        batch_size: int,
+        ood_batch_size: int,
+        seed: int,
+        epoch: Callable[[], int],
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ) -> None:
+        self.id_x, self.id_y, self.ood_x = id_x, id_y, ood_x
+        self.batch_size, self.ood_batch_size = batch_size, ood_batch_size
+        self.seed, self.epoch = seed, epoch
+        self.rank, self.world_size = rank, world_size
+        self.drop_last = drop_last
+        self.n_local = id_x.shape[0] // world_size if world_size > 1 else id_x.shape[0]
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.n_local // self.batch_size
+        return -(-self.n_local // self.batch_size)
+
+    def _generator(self) -> torch.Generator:
+        generator = torch.Generator(device=self.id_x.device)
+        # A distinct, fixed stream per (seed, epoch): the same on every process.
+        generator.manual_seed(self.seed * 1_000_003 + self.epoch())
+        return generator
+
+    def __iter__(self) -> Iterator[dict]:
+        generator = self._generator()
+        device = self.id_x.device
+        order = torch.randperm(self.id_x.shape[0], generator=generator, device=device)
+        if self.world_size > 1:
+            order = order[self.rank :: self.world_size][: self.n_local]
+        steps = len(self)
+        ood_order = None
+        if self.ood_x is not None:
+            # Enough shuffled OOD indices for every process's steps; repeated permutations
+            # when the OOD set is smaller than that. Process r takes every world_size-th one.
+            n_ood = self.ood_x.shape[0]
+            needed = steps * self.ood_batch_size * self.world_size
+            ood_order = torch.cat(
+                [
+                    torch.randperm(n_ood, generator=generator, device=device)
+                    for _ in range(-(-needed // n_ood))
+                ]
+            )
+            if self.world_size > 1:
+                ood_order = ood_order[self.rank :: self.world_size]
+        for step in range(steps):
+            index = order[step * self.batch_size : (step + 1) * self.batch_size]
+            batch: dict = {"id": (self.id_x[index], self.id_y[index])}
+            if ood_order is not None:
+                ood_index = ood_order[step * self.ood_batch_size : (step + 1) * self.ood_batch_size]
+                batch["ood"] = self.ood_x[ood_index]
+            yield batch
+
+
+class EvalBatches:
+    """Sequential batches of an evaluation set: {"x", "is_id", "y"}; every point exactly once.
+
+    Under data parallelism each process takes one contiguous shard (see `shard`), so the
+    metric states summed across processes count each point once.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        is_id: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        part = shard(x.shape[0], rank, world_size)
+        self.x, self.is_id, self.y = x[part], is_id[part], y[part]
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return -(-self.x.shape[0] // self.batch_size)
+
+    def __iter__(self) -> Iterator[dict]:
+        for start in range(0, self.x.shape[0], self.batch_size):
+            end = start + self.batch_size
+            yield {"x": self.x[start:end], "is_id": self.is_id[start:end], "y": self.y[start:end]}

@@ -1,0 +1,63 @@
+"""Mixup (Zhang et al., ICLR 2018) within one group of samples.
+
+    x~ = lam * x_i + (1 - lam) * x_j,   y~ = lam * y_i + (1 - lam) * y_j,   lam ~ Beta(alpha, alpha)
+
+The partner j of each sample i is a random permutation of the same batch, so ID samples are
+mixed only with ID samples and OOD samples only with OOD samples (the paper's "within" pairing).
+One lam is drawn per sample. Everything runs on the batch's device.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class Mixup:
+    """Draws mixing weights lam ~ Beta(alpha, alpha) and mixes a batch with a shuffle of itself."""
+
+    def __init__(self, alpha: float) -> None:
+        if not alpha > 0:
+            raise ValueError(f"mixup.alpha={alpha} is not allowed: alpha must be > 0")
+        self.alpha = float(alpha)
+        # Building a torch.distributions object costs more Python than a whole training step of
+        # a tiny network, and the batch size rarely changes: keep one per (size, device).
+        self._beta: dict[tuple[int, torch.device], torch.distributions.Beta] = {}
+
+    def sample_lam(self, n: int, device: torch.device) -> torch.Tensor:
+        """n mixing weights from Beta(alpha, alpha), shape (n, 1), on `device`."""
+        key = (n, device)
+        if key not in self._beta:
+            concentration = torch.full((n, 1), self.alpha, device=device)
+            self._beta[key] = torch.distributions.Beta(
+                concentration, concentration, validate_args=False
+            )
+        return self._beta[key].sample()
+
+    def mix_inputs(self, x: torch.Tensor, lam: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+        """lam * x + (1 - lam) * x[partner]."""
+        return torch.lerp(x[partner], x, lam.to(x.dtype))
+
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, num_classes: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Mix a batch with a random permutation of itself.
+
+        Args:
+            x: inputs (N, ...).
+            y: integer class labels (N,), or None for unlabelled (OOD) samples.
+            num_classes: K, needed to one-hot encode y.
+
+        Returns:
+            (mixed inputs, soft labels (N, K) that sum to 1, or None when y is None).
+        """
+        n = x.shape[0]
+        lam = self.sample_lam(n, x.device)
+        partner = torch.randperm(n, device=x.device)
+        x_mix = self.mix_inputs(x, lam, partner)
+        if y is None:
+            return x_mix, None
+        if num_classes is None:
+            raise ValueError("num_classes is needed to mix labelled samples")
+        one_hot = F.one_hot(y, num_classes).to(x_mix.dtype)
+        return x_mix, torch.lerp(one_hot[partner], one_hot, lam.to(x_mix.dtype))

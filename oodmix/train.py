@@ -1,0 +1,130 @@
+"""Hydra entry point: `oodmix-train [overrides]` (also `python -m oodmix`).
+
+compose conf/train.yaml -> check values -> datamodule, loss, model, callbacks, trainer
+-> fit -> test (best validation checkpoint) -> <run dir>/metrics.json and a printed table
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from oodmix.config.overrides import check_command_line
+from oodmix.config.paths import config_dir
+from oodmix.config.validation import ConfigError, validate
+from oodmix.files import write_json_atomic
+
+# Lightning 2.6 calls a torch pytree API that newer torch marks deprecated, on every run.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+# Lightning, torch and the model are imported inside the functions that use them: importing
+# them takes seconds, and a mistyped command line should be answered at once.
+
+# Shown in the printed table, in this order, when present.
+TABLE_ROWS = {
+    "test/f1": "F1 (ID positive)",
+    "test/precision": "precision (ID)",
+    "test/recall": "recall (ID)",
+    "test/f1_ood": "F1 (OOD positive)",
+    "test/acc": "ID accuracy",
+}
+
+
+def _choice(group: str, fallback: str) -> str:
+    """The config-group option this run uses (e.g. loss=ce_kl), when Hydra composed it."""
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get(group)
+        if choice:
+            return str(choice)
+    return fallback
+
+
+def build_trainer(cfg: DictConfig) -> Any:
+    """The Lightning Trainer with the configured callbacks (null ones switched off) and logger."""
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+
+
+def format_results(metrics: dict[str, Any], delta: float, output: Path) -> str:
+    """A short human-readable table of the test metrics."""
+    lines = [f"oodmix  loss={metrics['loss']}  seed={metrics['seed']}  delta={delta}  (test set)"]
+    for key, label in TABLE_ROWS.items():
+        if key in metrics:
+            lines.append(f"  {label:<20} {metrics[key]:.4f}")
+    lines.append(f"  written to {output}")
+    return "\n".join(lines)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test one run; write and return its metrics (flat: `test/<name>`, seed, loss)."""
+    validate(cfg)
+    import lightning as L
+
+    from oodmix.models import OODClassifier
+
+    output_dir = Path(cfg.output_dir)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = instantiate(cfg.data)
+    loss = instantiate(cfg.loss)
+    datamodule.request_parts(loss.requires)
+    net = instantiate(
+        cfg.model.net, in_features=datamodule.num_features, num_classes=datamodule.num_classes
+    )
+    # Hydra's own section is present only when a config is composed with it (tests).
+    run_config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    module = OODClassifier(
+        net,
+        loss,
+        instantiate(cfg.model.optimizer),
+        config=OmegaConf.to_container(run_config, resolve=True),
+    )
+    trainer = build_trainer(cfg)
+    trainer.fit(module, datamodule=datamodule)
+
+    # Model selection uses the validation set only; "best" needs a checkpoint callback.
+    ckpt_path = cfg.test_ckpt if trainer.checkpoint_callback is not None else None
+    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+
+    metrics: dict[str, Any] = {
+        name: float(value)
+        for name, value in trainer.callback_metrics.items()
+        if name.startswith("test/")
+    }
+    metrics.update(seed=int(cfg.seed), loss=_choice("loss", type(loss).__name__))
+    if trainer.is_global_zero:
+        write_json_atomic(output_dir / "metrics.json", metrics)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def _hydra_main(cfg: DictConfig) -> float:
+    try:
+        metrics = train(cfg)
+    except ConfigError as error:
+        print(f"oodmix-train: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(format_results(metrics, cfg.delta, Path(cfg.output_dir) / "metrics.json"))
+    return metrics["test/f1"]
+
+
+def main() -> None:
+    """Console entry: check the command line, then hand over to Hydra."""
+    try:
+        check_command_line(sys.argv[1:])
+    except ConfigError as error:
+        print(f"oodmix-train: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
