@@ -6,6 +6,7 @@ compose conf/train.yaml -> check values -> datamodule, loss, model, callbacks, t
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -69,6 +70,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L
 
     from oodmix.models import OODClassifier
+
+    # Lightning sets its loggers to INFO when first imported (here, after Hydra configured
+    # logging); its start-up notices (accelerators present, tips) would bury the result table.
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     output_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -70,7 +70,7 @@ class OODDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
-        self.ood_batch_size = ood_batch_size or batch_size
+        self.ood_batch_size = ood_batch_size  # None: as many as each ID batch
         self.eval_batch_size = eval_batch_size
         self.seed = seed
         self.mixup = Mixup(**mixup) if mixup else None

@@ -31,8 +31,9 @@ class TrainBatches:
 
     Each epoch draws a fresh permutation of the ID set on the data's device, seeded by
     (seed, epoch) so that an epoch is reproducible on its own (and a resumed run sees the same
-    batches). The OOD batch of step i takes the next `ood_batch_size` indices of a random
-    permutation of the OOD set, repeated when that set is smaller than an epoch needs.
+    batches). The OOD batch of each step takes the next indices of a random permutation of the
+    OOD set, repeated when that set is smaller than an epoch needs: `ood_batch_size` of them,
+    or as many as the step's ID batch has when it is None (the last ID batch can be smaller).
 
     Under data parallelism each of `world_size` processes takes every world_size-th index of the
     shared permutation, truncated so that all processes run the same number of steps.
@@ -44,7 +45,7 @@ class TrainBatches:
         id_y: torch.Tensor,
         ood_x: torch.Tensor | None,
         batch_size: int,
-        ood_batch_size: int,
+        ood_batch_size: int | None,
         seed: int,
         epoch: Callable[[], int],
         rank: int = 0,
@@ -81,7 +82,8 @@ class TrainBatches:
             # Enough shuffled OOD indices for every process's steps; repeated permutations
             # when the OOD set is smaller than that. Process r takes every world_size-th one.
             n_ood = self.ood_x.shape[0]
-            needed = steps * self.ood_batch_size * self.world_size
+            per_step = self.ood_batch_size or self.batch_size
+            needed = steps * per_step * self.world_size
             ood_order = torch.cat(
                 [
                     torch.randperm(n_ood, generator=generator, device=device)
@@ -90,12 +92,14 @@ class TrainBatches:
             )
             if self.world_size > 1:
                 ood_order = ood_order[self.rank :: self.world_size]
+        ood_start = 0
         for step in range(steps):
             index = order[step * self.batch_size : (step + 1) * self.batch_size]
             batch: dict = {"id": (self.id_x[index], self.id_y[index])}
             if ood_order is not None:
-                ood_index = ood_order[step * self.ood_batch_size : (step + 1) * self.ood_batch_size]
-                batch["ood"] = self.ood_x[ood_index]
+                ood_end = ood_start + (self.ood_batch_size or index.shape[0])
+                batch["ood"] = self.ood_x[ood_order[ood_start:ood_end]]
+                ood_start = ood_end
             yield batch
 
 

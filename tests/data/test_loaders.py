@@ -1,0 +1,184 @@
+"""Training and evaluation batches as index slices of device-resident tensors."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+
+from oodmix.data.loaders import EvalBatches, TrainBatches, shard
+
+
+def identity_data(n_id: int = 1000, n_ood: int = 3000):
+    """Inputs that encode their own index: id_x[i] = (i, i), id_y = i % 2, ood_x[k] = -(k + 1)."""
+    idx = torch.arange(n_id, dtype=torch.float32)
+    id_x = torch.stack([idx, idx], dim=1)
+    id_y = torch.arange(n_id) % 2
+    ood_x = -(torch.arange(n_ood, dtype=torch.float32) + 1).unsqueeze(1).repeat(1, 2)
+    return id_x, id_y, ood_x
+
+
+def make_train(epoch: int = 0, **kwargs) -> TrainBatches:
+    id_x, id_y, ood_x = identity_data(kwargs.pop("n_id", 1000), kwargs.pop("n_ood", 3000))
+    defaults = {"batch_size": 128, "ood_batch_size": 128, "seed": 0}
+    defaults.update(kwargs)
+    return TrainBatches(id_x, id_y, ood_x, epoch=lambda: epoch, **defaults)
+
+
+def id_indices(batches) -> list[int]:
+    return [int(v) for batch in batches for v in batch["id"][0][:, 0].tolist()]
+
+
+def ood_indices(batches) -> list[int]:
+    return [int(-v) - 1 for batch in batches for v in batch["ood"][:, 0].tolist()]
+
+
+def test_batch_structure_and_sizes():
+    """Dicts with "id" -> (x, y) and "ood" -> x; 7 full batches of 128, then the 104 left over."""
+    loader = make_train()
+    batches = list(loader)
+    assert len(loader) == len(batches) == 8
+    for batch in batches:
+        assert set(batch) == {"id", "ood"}
+        x, y = batch["id"]
+        assert x.shape[1] == 2 and y.shape == (x.shape[0],)
+        # Inputs and labels stay paired: y = index % 2.
+        assert torch.equal(y, x[:, 0].long() % 2)
+    sizes = [batch["id"][0].shape[0] for batch in batches]
+    assert sizes == [128] * 7 + [1000 - 7 * 128]
+
+
+def test_drop_last_drops_the_partial_batch():
+    """drop_last keeps only the 7 full batches."""
+    loader = make_train(drop_last=True)
+    batches = list(loader)
+    assert len(loader) == len(batches) == 7
+    assert all(batch["id"][0].shape[0] == 128 for batch in batches)
+
+
+def test_epoch_covers_every_id_index_once():
+    """Across one epoch, each ID point appears exactly once, in a shuffled order."""
+    order = id_indices(make_train())
+    assert sorted(order) == list(range(1000))
+    assert order != list(range(1000))
+
+
+def test_order_depends_on_seed_and_epoch_only():
+    """Same (seed, epoch): same order, even from a new loader; other epoch or seed: other order."""
+    base = id_indices(make_train(epoch=3, seed=7))
+    assert id_indices(make_train(epoch=3, seed=7)) == base
+    assert id_indices(make_train(epoch=4, seed=7)) != base
+    assert id_indices(make_train(epoch=3, seed=8)) != base
+
+
+def test_epoch_callable_is_read_each_iteration():
+    """One loader follows the epoch counter: iterating after the epoch changes reshuffles."""
+    epoch = {"value": 0}
+    id_x, id_y, ood_x = identity_data()
+    loader = TrainBatches(id_x, id_y, ood_x, 128, 128, seed=0, epoch=lambda: epoch["value"])
+    first = id_indices(loader)
+    assert id_indices(loader) == first
+    epoch["value"] = 1
+    assert id_indices(loader) != first
+
+
+def test_ood_batches_have_ood_batch_size():
+    """Every step, including the last short ID step, gets ood_batch_size OOD points."""
+    batches = list(make_train(ood_batch_size=50))
+    assert [batch["ood"].shape[0] for batch in batches] == [50] * 8
+    assert all(batch["ood"].shape[1] == 2 for batch in batches)
+
+
+def test_ood_batches_follow_the_id_batch_by_default():
+    """ood_batch_size=None: each OOD batch as large as its ID batch, the short last one too."""
+    batches = list(make_train(ood_batch_size=None))
+    assert [batch["ood"].shape[0] for batch in batches] == [128] * 7 + [104]
+    assert [batch["id"][0].shape[0] for batch in batches] == [128] * 7 + [104]
+    assert len(set(ood_indices(batches))) == 1000  # no OOD point twice within the epoch
+
+
+def test_ood_points_are_drawn_evenly_when_the_set_is_small():
+    """An OOD set smaller than an epoch needs is reused evenly: counts differ by at most one."""
+    batches = list(make_train(n_ood=100, ood_batch_size=30))  # 8 steps * 30 = 240 draws
+    counts = Counter(ood_indices(batches))
+    assert sum(counts.values()) == 240
+    assert set(counts) == set(range(100))
+    assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_no_ood_part_without_ood_data():
+    """ood_x=None gives ID-only batches."""
+    id_x, id_y, _ = identity_data()
+    loader = TrainBatches(id_x, id_y, None, 128, 128, seed=0, epoch=lambda: 0)
+    assert all(set(batch) == {"id"} for batch in loader)
+
+
+@pytest.mark.parametrize("n_id", [1000, 1001])
+def test_ddp_shards_are_disjoint_with_equal_steps(n_id):
+    """world_size=2: ranks see disjoint ID (and OOD) points and run the same number of steps."""
+    loaders = [make_train(n_id=n_id, world_size=2, rank=rank) for rank in (0, 1)]
+    batches = [list(loader) for loader in loaders]
+    assert len(loaders[0]) == len(loaders[1]) == len(batches[0]) == len(batches[1])
+    ids = [id_indices(b) for b in batches]
+    assert len(ids[0]) == len(ids[1]) == n_id // 2
+    for rank_ids in ids:
+        assert len(set(rank_ids)) == len(rank_ids)
+    assert not set(ids[0]) & set(ids[1])
+    # Per step, both ranks have the same batch size (no rank waits on the other).
+    sizes = [[batch["id"][0].shape[0] for batch in b] for b in batches]
+    assert sizes[0] == sizes[1]
+    # The OOD set (3000) exceeds what one epoch needs on both ranks: no point is shared.
+    assert not set(ood_indices(batches[0])) & set(ood_indices(batches[1]))
+
+
+def test_ddp_single_rank_matches_plain_loader():
+    """world_size=1 is the plain loader."""
+    assert id_indices(make_train(world_size=1, rank=0)) == id_indices(make_train())
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4, 7])
+def test_shard_covers_every_item_once(world_size):
+    """Shards partition range(n) into contiguous pieces whose sizes differ by at most one."""
+    for n in [*range(23), 1001]:
+        slices = [shard(n, rank, world_size) for rank in range(world_size)]
+        covered = [i for s in slices for i in range(n)[s]]
+        assert covered == list(range(n)), (n, world_size)
+        sizes = [len(range(n)[s]) for s in slices]
+        assert max(sizes) - min(sizes) <= 1, (n, world_size)
+
+
+def test_eval_batches_every_point_exactly_once_across_ranks():
+    """n = 1001 over 2 ranks: 501 + 500 points, no padding, labels kept aligned."""
+    n = 1001
+    x = torch.arange(n, dtype=torch.float32).unsqueeze(1).repeat(1, 2)
+    is_id = torch.arange(n) % 3 == 0
+    y = torch.where(is_id, torch.arange(n) % 2, -1)
+    seen: list[int] = []
+    per_rank = []
+    for rank in (0, 1):
+        loader = EvalBatches(x, is_id, y, batch_size=128, rank=rank, world_size=2)
+        batches = list(loader)
+        assert len(loader) == len(batches)
+        count = 0
+        for batch in batches:
+            assert set(batch) == {"x", "is_id", "y"}
+            index = batch["x"][:, 0].long()
+            assert torch.equal(batch["is_id"], index % 3 == 0)
+            assert torch.equal(batch["y"], torch.where(index % 3 == 0, index % 2, -1))
+            seen += index.tolist()
+            count += index.shape[0]
+        per_rank.append(count)
+    assert sorted(seen) == list(range(n))
+    assert sorted(per_rank) == [500, 501]
+
+
+def test_eval_batches_single_process_in_order():
+    """One process: sequential batches of batch_size, the last one shorter."""
+    x = torch.arange(10, dtype=torch.float32).unsqueeze(1)
+    batches = list(EvalBatches(x, torch.ones(10, dtype=torch.bool), torch.zeros(10), 4))
+    assert [b["x"].flatten().tolist() for b in batches] == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9],
+    ]
