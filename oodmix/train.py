@@ -60,7 +60,11 @@ def format_results(metrics: dict[str, Any], delta: float, output: Path) -> str:
     for key, label in TABLE_ROWS.items():
         if key in metrics:
             lines.append(f"  {label:<20} {metrics[key]:.4f}")
-    lines.append(f"  written to {output}")
+    try:
+        shown = output.resolve().relative_to(Path.cwd())
+    except ValueError:  # outside the working directory: the absolute path
+        shown = output
+    lines.append(f"  written to {shown}")
     return "\n".join(lines)
 
 
