@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from oodmix.config.overrides import check_command_line
 from oodmix.config.paths import config_dir
-from oodmix.config.validation import ConfigError, validate
+from oodmix.config.validation import ConfigError, check_accelerator, validate
 from oodmix.files import write_json_atomic
 
 # Lightning 2.6 calls a torch pytree API that newer torch marks deprecated, on every run.
@@ -71,6 +71,7 @@ def format_results(metrics: dict[str, Any], delta: float, output: Path) -> str:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one run; write and return its metrics (flat: `test/<name>`, seed, loss)."""
     validate(cfg)
+    check_accelerator(cfg)
     import lightning as L
 
     from oodmix.models import OODClassifier

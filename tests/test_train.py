@@ -157,6 +157,15 @@ def test_trainer_choices_compose(compose_config) -> None:
     assert accelerators == {"cpu": "cpu", "gpu": "gpu", "auto": "auto"}
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: trainer=gpu is valid")
+def test_trainer_gpu_without_a_gpu_is_one_clear_error(compose_config) -> None:
+    """Asking for a GPU where torch sees none stops before training, naming the way out."""
+    cfg = compose_config("trainer=gpu")
+    with pytest.raises(ConfigError, match=r"^trainer\.accelerator=gpu is not allowed here: no GPU"):
+        train(cfg)
+    assert not Path(cfg.output_dir).exists()
+
+
 def test_trainer_auto_runs_on_this_machine(compose_config) -> None:
     """trainer=auto trains on whatever is present (the CPU in CI)."""
     metrics = train(compose_config("trainer=auto", "loss=ce", "trainer.max_epochs=1"))

@@ -74,3 +74,16 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
         if value is not None:
             check_value(key, value)
+
+
+def check_accelerator(cfg: DictConfig) -> None:
+    """trainer=gpu on a machine without one: say so in one line rather than deep in Lightning."""
+    if OmegaConf.select(cfg, "trainer.accelerator") not in ("gpu", "cuda"):
+        return
+    import torch  # here, not at the top: the command-line checks must stay fast
+
+    if not (torch.cuda.is_available() or torch.backends.mps.is_available()):
+        raise ConfigError(
+            f"trainer.accelerator={cfg.trainer.accelerator} is not allowed here: no GPU is visible "
+            "to torch (torch.cuda.is_available() is False); use trainer=cpu or trainer=auto"
+        )
