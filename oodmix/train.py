@@ -47,6 +47,14 @@ def _choice(group: str, fallback: str) -> str:
     return fallback
 
 
+def _logged(trainer: Any, prefix: str) -> dict[str, float]:
+    return {
+        name: float(value)
+        for name, value in trainer.callback_metrics.items()
+        if name.startswith(prefix)
+    }
+
+
 def build_trainer(cfg: DictConfig) -> Any:
     """The Lightning Trainer with the configured callbacks (null ones switched off) and logger."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
@@ -104,12 +112,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Model selection uses the validation set only; "best" needs a checkpoint callback.
     ckpt_path = cfg.test_ckpt if trainer.checkpoint_callback is not None else None
     trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
-
-    metrics: dict[str, Any] = {
-        name: float(value)
-        for name, value in trainer.callback_metrics.items()
-        if name.startswith("test/")
-    }
+    metrics: dict[str, Any] = _logged(trainer, "test/")
+    # The validation metrics of the very weights tested: what sweepers may optimise.
+    trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    metrics.update(_logged(trainer, "val/"))
     metrics.update(seed=int(cfg.seed), loss=_choice("loss", type(loss).__name__))
     if trainer.is_global_zero:
         write_json_atomic(output_dir / "metrics.json", metrics)
@@ -124,7 +130,7 @@ def _hydra_main(cfg: DictConfig) -> float:
         print(f"oodmix-train: error: {error}", file=sys.stderr)
         sys.exit(2)
     print(format_results(metrics, cfg.delta, Path(cfg.output_dir) / "metrics.json"))
-    return metrics["test/f1"]
+    return metrics[cfg.optimized_metric]
 
 
 def main() -> None:

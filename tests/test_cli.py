@@ -72,3 +72,98 @@ def test_bad_command_line_gives_one_line_and_exit_2(tmp_path: Path, override, ex
     assert expected in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert not run_dir.exists()
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_short_multirun_then_oodmix_report(tmp_path: Path) -> None:
+    """A 2 x 2 sweep reports itself at the end; oodmix-report rebuilds the same table."""
+    import statistics
+
+    sweep = tmp_path / "sweep"
+    result = run(
+        [str(BIN / "oodmix-train"), "-m", "loss=ce,ce_kl", "seed=0,1", *QUICK,
+         f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (sweep / "table.md").is_file()  # written by the multirun's own end-of-sweep report
+    for name in ("table.md", "table.csv"):
+        (sweep / name).unlink()
+    report = run([str(BIN / "oodmix-report"), str(sweep)], cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    rows = {row["loss"]: row for row in read_csv(sweep / "table.csv")}
+    assert set(rows) == {"ce", "ce_kl"}
+    for loss, row in rows.items():
+        f1 = [
+            json.loads((sweep / job / "metrics.json").read_text())["test/f1"]
+            for job in ("0", "1", "2", "3")
+            if json.loads((sweep / job / "metrics.json").read_text())["loss"] == loss
+        ]
+        assert row["n_seeds"] == "2" and row["n_failed"] == "0"
+        assert float(row["test/f1_mean"]) == pytest.approx(statistics.fmean(f1))
+        assert float(row["test/f1_std"]) == pytest.approx(statistics.stdev(f1))
+    assert "| loss |" in report.stdout
+    for figure in ("confidence_maps.png", "f1_vs_delta.png"):
+        assert (sweep / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (sweep / "0" / "confidence_map.png").is_file()  # each 2-D run draws its own map
+
+
+@pytest.mark.slow
+def test_experiment_paper_writes_table_and_figure1(tmp_path: Path) -> None:
+    """experiment=paper is a multirun by itself and ends with the paper comparison and Figure 1."""
+    sweep = tmp_path / "paper"
+    result = run(
+        [str(BIN / "oodmix-train"), "experiment=paper", "seed=0,1",
+         "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(p.name for p in sweep.iterdir() if (p / "metrics.json").is_file())
+    assert len(jobs) == 6  # 3 objectives x 2 seeds
+    table = (sweep / "table.md").read_text()
+    assert "Against the paper's Table 1" in table and "0.531" in table and "+10.6%" in table
+    assert "Our choices where the paper is silent" in table
+    assert (sweep / "figure1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_optuna_search_maximises_validation_f1(tmp_path: Path) -> None:
+    """hparams_search=optuna: the best value Optuna reports is the best val/f1 of the trials."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    from omegaconf import OmegaConf
+
+    sweep = tmp_path / "optuna"
+    result = run(
+        [str(BIN / "oodmix-train"), "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+         "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    trials = [json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")]
+    assert len(trials) == 3
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert best.best_value == pytest.approx(max(t["val/f1"] for t in trials))
+    best_trial = max(trials, key=lambda t: t["val/f1"])
+    assert f"test/f1 {best_trial['test/f1']:.3f}" in (sweep / "table.md").read_text()
+
+
+@pytest.mark.slow
+def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path: Path) -> None:
+    """hydra/launcher=joblib: the documented way to run local sweeps in parallel."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = tmp_path / "joblib"
+    result = run(
+        [str(BIN / "oodmix-train"), "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+         "seed=0,1", "trainer.max_epochs=1", "plots=false", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    seeds = sorted(json.loads(p.read_text())["seed"] for p in sweep.glob("*/metrics.json"))
+    assert seeds == [0, 1]

@@ -87,3 +87,23 @@ def test_composed_config_is_validated(compose_config) -> None:
     validate(compose_config())
     with pytest.raises(ConfigError, match=r"^mixup\.alpha=0\.0 is not allowed"):
         validate(compose_config("mixup.alpha=0.0"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "extra"),
+    [
+        (["hparams_search=optuna"], "optuna"),
+        (["-m", "hydra/launcher=joblib", "seed=0,1"], "joblib"),
+        (["-m", "hydra/launcher=submitit_slurm"], "slurm"),
+    ],
+)
+def test_missing_plugin_names_the_extra_to_install(monkeypatch, argv, extra) -> None:
+    """An optional Hydra plugin that is not installed: one line saying which extra brings it."""
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
+    with pytest.raises(ConfigError, match=rf"needs a Hydra plugin, install it with: .*\[{extra}\]"):
+        check_command_line(argv)
+
+
+def test_study_groups_exist() -> None:
+    assert "paper" in group_options("experiment")
+    assert "optuna" in group_options("hparams_search")

@@ -1,5 +1,7 @@
-"""Lightning callbacks: evaluation of the detector on the evaluation sets."""
+"""Lightning callbacks: evaluation of the detector, and what a run leaves to look at."""
 
+from oodmix.callbacks.confidence_map import ConfidenceMap
 from oodmix.callbacks.detection_evaluation import DetectionEvaluation
+from oodmix.callbacks.saved_scores import SavedScores
 
-__all__ = ["DetectionEvaluation"]
+__all__ = ["ConfidenceMap", "DetectionEvaluation", "SavedScores"]

@@ -7,6 +7,7 @@ checked too, every value of a sweep included.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -16,6 +17,32 @@ from hydra.core.override_parser.types import ChoiceSweep, Override
 
 from oodmix.config.paths import config_dir, group_options
 from oodmix.config.validation import ConfigError, check_value
+
+
+#: Options that need an optional Hydra plugin: (group, option) -> (plugin module, pip extra).
+PLUGIN_OPTIONS = {
+    ("hparams_search", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+    ("hydra/sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "joblib"),
+    ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+}
+
+
+def _check_plugin(key: str, value: Any) -> None:
+    plugin = PLUGIN_OPTIONS.get((key, str(value)))
+    if plugin is None:
+        return
+    module, extra = plugin
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise ConfigError(
+            f"{key}={value} is not available: it needs a Hydra plugin, "
+            f"install it with: pip install 'oodmix[{extra}]' (or pip install -e '.[{extra}]')"
+        )
 
 
 def _values(override: Override) -> Iterator[Any]:
@@ -43,6 +70,8 @@ def check_command_line(argv: Sequence[str]) -> None:
         if override.is_delete():
             continue
         key = override.key_or_group
+        for value in _values(override):
+            _check_plugin(key, value)
         if key in groups and not extra_search_path:
             options = group_options(key)
             for value in _values(override):

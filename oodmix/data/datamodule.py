@@ -58,6 +58,8 @@ class OODDataModule(L.LightningDataModule):
 
     num_features: int
     num_classes: int
+    #: For 2-D datasets, the square [low, high]^2 that confidence maps cover; None otherwise.
+    plot_box: tuple[float, float] | None = None
 
     def __init__(
         self,
@@ -81,6 +83,10 @@ class OODDataModule(L.LightningDataModule):
     def generate(self) -> OODSplits:
         """Draw every split from `self.seed`; the same seed gives the same data."""
         raise NotImplementedError
+
+    def in_distribution(self, points: torch.Tensor) -> torch.Tensor:
+        """Mask of the points inside the exact ID support (for datasets that know it)."""
+        raise NotImplementedError(f"{type(self).__name__} has no exact ID support")
 
     def request_parts(self, parts: Iterable[str]) -> None:
         """Produce exactly the training-batch parts a loss needs (a subset of TRAIN_PARTS)."""

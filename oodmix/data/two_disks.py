@@ -37,6 +37,7 @@ class TwoDisksDataModule(OODDataModule):
         self.box = Box(float(box[0]), float(box[1]))
         self.n_ood_train, self.n_val, self.n_test = n_ood_train, n_val, n_test
         self.num_classes = len(self.disks)
+        self.plot_box = (self.box.low, self.box.high)
 
     def label(self, points: torch.Tensor) -> EvalSet:
         """Exact ground truth: ID when inside a disk, of the class of the first disk holding it."""

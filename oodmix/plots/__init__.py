@@ -1,0 +1,1 @@
+"""Figures (matplotlib's object API: no pyplot, no global backend)."""

@@ -1,0 +1,1 @@
+"""Aggregating multirun folders into tables and figures (`oodmix-report`)."""
