@@ -1,4 +1,4 @@
-"""After testing, every evaluation point's score, so thresholds can be studied without retraining."""
+"""After testing, every evaluation point's score: thresholds can be studied without retraining."""
 
 from __future__ import annotations
 

@@ -18,7 +18,6 @@ from hydra.core.override_parser.types import ChoiceSweep, Override
 from oodmix.config.paths import config_dir, group_options
 from oodmix.config.validation import ConfigError, check_value
 
-
 #: Options that need an optional Hydra plugin: (group, option) -> (plugin module, pip extra).
 PLUGIN_OPTIONS = {
     ("hparams_search", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),

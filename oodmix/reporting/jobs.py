@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 @dataclass
 class Job:
-    """One job folder: <sweep>/<n>/ with .hydra/overrides.yaml and, when it finished, metrics.json."""
+    """A job folder, <sweep>/<n>/: .hydra/overrides.yaml and, if it finished, metrics.json."""
 
     path: Path
     overrides: dict[str, str]

@@ -58,7 +58,8 @@ def _summary(report: Report, jobs: list[Job], paper: bool) -> str:
         lines += [
             "",
             f"Best job by validation F1: job {best.name} ({_settings(best.overrides)}): "
-            f"val/f1 {best.metrics['val/f1']:.3f}, test/f1 {best.metrics.get('test/f1', math.nan):.3f}",
+            f"val/f1 {best.metrics['val/f1']:.3f}, "
+            f"test/f1 {best.metrics.get('test/f1', math.nan):.3f}",
         ]
     failed = [job for job in jobs if not job.ok]
     if failed:
@@ -68,7 +69,8 @@ def _summary(report: Report, jobs: list[Job], paper: bool) -> str:
         lines += ["", "## Against the paper's Table 1", "", paper_table.comparison(report.groups)]
         config = next((job.path / ".hydra" / "config.yaml" for job in jobs if job.ok), None)
         if config is not None:
-            lines += ["", "Our choices where the paper is silent:", "", paper_table.our_choices(config)]
+            choices = paper_table.our_choices(config)
+            lines += ["", "Our choices where the paper is silent:", "", choices]
     lines += ["", *[f"![{p.stem}]({p.name})" for p in report.written if p.suffix == ".png"]]
     return "\n".join(lines) + "\n"
 
