@@ -55,6 +55,18 @@ def _logged(trainer: Any, prefix: str) -> dict[str, float]:
     }
 
 
+def tested_checkpoint(trainer: Any, which: str) -> str | None:
+    """The weights the test set sees. "last": those in memory after fitting (the final epoch).
+    "best": the file of the checkpoint callback that monitors val/f1 (validation data only)."""
+    if which == "last":
+        return None
+    return _monitoring_checkpoints(trainer)[0].best_model_path
+
+
+def _monitoring_checkpoints(trainer: Any) -> list[Any]:
+    return [cb for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None)]
+
+
 def build_trainer(cfg: DictConfig) -> Any:
     """The Lightning Trainer with the configured callbacks (null ones switched off) and logger."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
@@ -107,10 +119,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         config=OmegaConf.to_container(run_config, resolve=True),
     )
     trainer = build_trainer(cfg)
+    if cfg.test_ckpt == "best" and not _monitoring_checkpoints(trainer):
+        raise ConfigError(
+            "test_ckpt=best is not allowed here: no checkpoint callback monitors a validation "
+            "metric (callbacks.model_checkpoint is off); use test_ckpt=last"
+        )
     trainer.fit(module, datamodule=datamodule)
 
-    # Model selection uses the validation set only; "best" needs a checkpoint callback.
-    ckpt_path = cfg.test_ckpt if trainer.checkpoint_callback is not None else None
+    ckpt_path = tested_checkpoint(trainer, cfg.test_ckpt)
     trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
     metrics: dict[str, Any] = _logged(trainer, "test/")
     # The validation metrics of the very weights tested: what sweepers may optimise.

@@ -37,3 +37,21 @@ def test_worked_example_is_the_shipped_code() -> None:
     yaml_block = fenced_block_after("`conf/loss/ce_maxent.yaml`:")
     assert python_block == (ROOT / "oodmix" / "losses" / "max_entropy.py").read_text()
     assert yaml_block == (ROOT / "conf" / "loss" / "ce_maxent.yaml").read_text()
+
+
+def test_results_in_readme_are_the_reports_the_commands_wrote() -> None:
+    """Every table row the README shows under Results stands in a report copied to docs/."""
+    results = README[README.index("## Results") : README.index("## Add your own objective")]
+    shown = [line for line in results.splitlines() if line.startswith("|")]
+    written = set()
+    for table in (ROOT / "docs" / "results").glob("*/table.md"):
+        written |= {line for line in table.read_text().splitlines() if line.startswith("|")}
+    assert shown, "no result table in the README"
+    assert set(shown) <= written
+
+
+def test_readme_figures_exist() -> None:
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", README)
+    assert figures
+    for figure in figures:
+        assert (ROOT / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure

@@ -148,6 +148,23 @@ def test_bad_values_stop_before_anything_is_written(compose_config, override, ke
     assert not Path(cfg.output_dir).exists()
 
 
+def test_best_needs_the_monitoring_checkpoint(compose_config) -> None:
+    """Without the val/f1 checkpoint there is no "best": say so before training."""
+    cfg = compose_config("callbacks.model_checkpoint=null")
+    with pytest.raises(ConfigError, match=r"^test_ckpt=best is not allowed here"):
+        train(cfg)
+    assert not (Path(cfg.output_dir) / "metrics.json").exists()
+
+
+def test_last_tests_the_final_epoch(compose_config) -> None:
+    """test_ckpt=last tests the final weights, which last.ckpt also holds."""
+    cfg = compose_config("callbacks.model_checkpoint=null", "test_ckpt=last", "seed=2")
+    metrics = train(cfg)
+    last = Path(cfg.output_dir) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 2
+    assert metrics == pytest.approx({**metrics, **direct_detection_counts(cfg, last)}, abs=1e-6)
+
+
 def test_trainer_choices_compose(compose_config) -> None:
     """trainer=cpu|gpu|auto pick the accelerator; everything else is shared."""
     accelerators = {

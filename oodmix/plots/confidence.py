@@ -89,7 +89,14 @@ def confidence_map_figure(panels: Sequence[tuple[str, ConfidenceMapData]]) -> Fi
         Line2D([], [], color="white", linestyle="--", label=f"score = delta ({delta:g})"),
         Line2D([], [], color="cyan", label="true ID support"),
         *[
-            Line2D([], [], marker="o", linestyle="", color=CLASS_COLOURS[k], label=f"ID class {k}")
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                label=f"ID class {k}",
+                color=CLASS_COLOURS[k % len(CLASS_COLOURS)],
+            )
             for k in range(panels[0][1].num_classes)
         ],
         Line2D([], [], marker="o", linestyle="", color="0.6", label="OOD training points"),

@@ -45,9 +45,12 @@ def load_job(path: Path) -> Job:
     if not metrics_file.is_file():
         return Job(path, overrides, None, "no metrics.json (the job failed or did not finish)")
     try:
-        return Job(path, overrides, json.loads(metrics_file.read_text()))
+        metrics = json.loads(metrics_file.read_text())
     except json.JSONDecodeError as error:
         return Job(path, overrides, None, f"metrics.json is not valid JSON ({error})")
+    if not isinstance(metrics, dict):
+        return Job(path, overrides, None, "metrics.json does not hold a JSON object")
+    return Job(path, overrides, metrics)
 
 
 def _job_order(path: Path) -> tuple[int, int | str]:

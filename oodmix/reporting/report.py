@@ -42,7 +42,7 @@ def _settings(overrides: dict[str, str]) -> str:
 def _summary(report: Report, jobs: list[Job], paper: bool) -> str:
     finished = sum(job.ok for job in jobs)
     lines = [
-        f"# oodmix report: {report.sweep_dir.name}",
+        f"# oodmix report: {report.sweep_dir}",
         "",
         f"{len(jobs)} jobs, {finished} finished, {len(jobs) - finished} failed. Rows group the "
         f"jobs by every swept key but the seed ({', '.join(report.keys) or 'none'}); cells are "
@@ -66,11 +66,19 @@ def _summary(report: Report, jobs: list[Job], paper: bool) -> str:
         lines += ["", "Failed jobs:"]
         lines += [f"- job {job.name} ({_settings(job.overrides)}): {job.failure}" for job in failed]
     if paper:
-        lines += ["", "## Against the paper's Table 1", "", paper_table.comparison(report.groups)]
-        config = next((job.path / ".hydra" / "config.yaml" for job in jobs if job.ok), None)
+        lines += ["", "**Against the paper's Table 1**", ""]
+        if report.keys == ["loss"]:
+            lines.append(paper_table.comparison(report.groups))
+        else:
+            lines.append(
+                "The comparison needs a sweep over `loss` alone (and seeds); this one varies "
+                f"{', '.join(report.keys) or 'nothing'}."
+            )
+        configs = (job.path / ".hydra" / "config.yaml" for job in jobs if job.ok)
+        config = next((path for path in configs if path.is_file()), None)
         if config is not None:
             choices = paper_table.our_choices(config)
-            lines += ["", "Our choices where the paper is silent:", "", choices]
+            lines += ["", "**Our choices where the paper is silent**", "", choices]
     lines += ["", *[f"![{p.stem}]({p.name})" for p in report.written if p.suffix == ".png"]]
     return "\n".join(lines) + "\n"
 
