@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sweep_factory import make_job
 
 from oodmix.files import save_figure_atomic
 from oodmix.plots.confidence import ConfidenceMapData, confidence_map_figure
@@ -14,23 +14,6 @@ from oodmix.plots.sweeps import f1_against_threshold, f1_delta_figure, heatmap_f
 from oodmix.reporting.report import build_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-# Just what the report reads from a job's config (delta, and the paper's "our choices").
-MINIMAL_CONFIG = """\
-seed: 0
-beta: 1.0
-delta: 0.8
-mixup: {alpha: 1.0}
-test_ckpt: best
-data: {batch_size: 128, ood_batch_size: null}
-model:
-  hidden: [32, 32]
-  activation: relu
-  lr: 0.01
-  weight_decay: 0.0
-  optimizer: {_target_: torch.optim.Adam, _partial_: true}
-trainer: {max_epochs: 50}
-"""
 
 
 def assert_png(path: Path) -> None:
@@ -173,16 +156,6 @@ def test_confidence_map_data_round_trip_is_exact(tmp_path: Path) -> None:
 
 
 # --- which figures build_report makes --------------------------------------------------------
-
-
-def make_job(sweep: Path, name: int, overrides: list[str], metrics: dict) -> Path:
-    """A finished job folder: .hydra/{overrides,config}.yaml and metrics.json."""
-    job = sweep / str(name)
-    (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    (job / ".hydra" / "config.yaml").write_text(MINIMAL_CONFIG)
-    (job / "metrics.json").write_text(json.dumps(metrics))
-    return job
 
 
 def grid_sweep(sweep: Path, cells: list[tuple[str, str]], seeds: int = 2) -> None:

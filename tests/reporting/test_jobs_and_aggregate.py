@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
 
 import pytest
+from sweep_factory import make_job
 
 from oodmix.reporting.aggregate import fixed_overrides, group_jobs, metric_names, swept_keys
 from oodmix.reporting.jobs import load_jobs, parse_overrides
-
-
-def make_job(
-    sweep: Path,
-    name: str | int,
-    overrides: list[str],
-    metrics: dict | None = None,
-    metrics_text: str | None = None,
-    config: str | None = None,
-) -> Path:
-    """<sweep>/<name>/.hydra/overrides.yaml, and metrics.json / .hydra/config.yaml when given."""
-    job = sweep / str(name)
-    (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    if metrics is not None:
-        (job / "metrics.json").write_text(json.dumps(metrics))
-    if metrics_text is not None:
-        (job / "metrics.json").write_text(metrics_text)
-    if config is not None:
-        (job / ".hydra" / "config.yaml").write_text(config)
-    return job
 
 
 def f1_job(sweep: Path, name: int, overrides: list[str], f1: float | None) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import statistics
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from sweep_factory import make_job
 
 from oodmix.reporting.aggregate import Group
 from oodmix.reporting.cli import main as report_main
@@ -19,44 +19,6 @@ from oodmix.reporting.hydra_callback import WriteSweepReport
 from oodmix.reporting.jobs import Job
 from oodmix.reporting.report import build_report
 from oodmix.reporting.tables import csv_table, markdown_table
-
-# Just what the report reads from a job's config (delta, and the paper's "our choices").
-MINIMAL_CONFIG = """\
-seed: 0
-beta: 1.0
-delta: 0.8
-mixup: {alpha: 1.0}
-test_ckpt: best
-data: {batch_size: 128, ood_batch_size: null}
-model:
-  hidden: [32, 32]
-  activation: relu
-  lr: 0.01
-  weight_decay: 0.0
-  optimizer: {_target_: torch.optim.Adam, _partial_: true}
-trainer: {max_epochs: 50}
-"""
-
-
-def make_job(
-    sweep: Path,
-    name: int,
-    overrides: list[str],
-    metrics: dict | None = None,
-    metrics_text: str | None = None,
-    config: bool = True,
-) -> Path:
-    """<sweep>/<name>/.hydra/{overrides,config}.yaml, and metrics.json when given."""
-    job = sweep / str(name)
-    (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    if config:
-        (job / ".hydra" / "config.yaml").write_text(MINIMAL_CONFIG)
-    if metrics is not None:
-        (job / "metrics.json").write_text(json.dumps(metrics))
-    if metrics_text is not None:
-        (job / "metrics.json").write_text(metrics_text)
-    return job
 
 
 def hand_job(metrics: dict | None) -> Job:
