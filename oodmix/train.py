@@ -34,6 +34,9 @@ TABLE_ROWS = {
     "test/precision": "precision (ID)",
     "test/recall": "recall (ID)",
     "test/f1_ood": "F1 (OOD positive)",
+    "test/f1_tuned": "F1 at val-tuned delta",
+    "test/auroc": "AUROC",
+    "test/fpr95": "FPR at 95% TPR",
     "test/acc": "ID accuracy",
 }
 
@@ -74,12 +77,15 @@ def build_trainer(cfg: DictConfig) -> Any:
     return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
 
-def format_results(metrics: dict[str, Any], delta: float, output: Path) -> str:
+def format_results(metrics: dict[str, Any], threshold: str, output: Path) -> str:
     """A short human-readable table of the test metrics."""
-    lines = [f"oodmix  loss={metrics['loss']}  seed={metrics['seed']}  delta={delta}  (test set)"]
+    lines = [
+        f"oodmix  loss={metrics['loss']}  detector={metrics['detector']}  seed={metrics['seed']}"
+        f"  threshold: {threshold}  (test set)"
+    ]
     for key, label in TABLE_ROWS.items():
         if key in metrics:
-            lines.append(f"  {label:<20} {metrics[key]:.4f}")
+            lines.append(f"  {label:<22} {metrics[key]:.4f}")
     try:
         shown = output.resolve().relative_to(Path.cwd())
     except ValueError:  # outside the working directory: the absolute path
@@ -127,12 +133,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer.fit(module, datamodule=datamodule)
 
     ckpt_path = tested_checkpoint(trainer, cfg.test_ckpt)
-    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
-    metrics: dict[str, Any] = _logged(trainer, "test/")
-    # The validation metrics of the very weights tested: what sweepers may optimise.
+    # Validate the very weights that are tested: their val/* is what sweepers optimise, and
+    # their validation pass sets the tuned threshold (val/delta_best) the test then uses.
     trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
-    metrics.update(_logged(trainer, "val/"))
-    metrics.update(seed=int(cfg.seed), loss=_choice("loss", type(loss).__name__))
+    metrics: dict[str, Any] = _logged(trainer, "val/")
+    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    metrics.update(_logged(trainer, "test/"))
+    metrics.update(
+        seed=int(cfg.seed),
+        loss=_choice("loss", type(loss).__name__),
+        detector=_choice("detector", type(instantiate(cfg.detector)).__name__),
+    )
     if trainer.is_global_zero:
         write_json_atomic(output_dir / "metrics.json", metrics)
     return metrics
@@ -145,7 +156,13 @@ def _hydra_main(cfg: DictConfig) -> float:
     except ConfigError as error:
         print(f"oodmix-train: error: {error}", file=sys.stderr)
         sys.exit(2)
-    print(format_results(metrics, cfg.delta, Path(cfg.output_dir) / "metrics.json"))
+    fixed = getattr(hydra.utils.get_class(cfg.detector._target_), "fixed_threshold", False)
+    threshold = (
+        f"delta={cfg.delta}"
+        if fixed
+        else f"tuned on validation, val/delta_best={metrics['val/delta_best']:.4g}"
+    )
+    print(format_results(metrics, threshold, Path(cfg.output_dir) / "metrics.json"))
     return metrics[cfg.optimized_metric]
 
 

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from oodmix.callbacks.detection_evaluation import DetectionEvaluation
 from oodmix.detectors import MaxSoftmaxScore
 from oodmix.files import save_figure_atomic
 from oodmix.plots.confidence import ConfidenceMapData, confidence_map_figure
@@ -37,7 +38,7 @@ class ConfidenceMap(L.Callback):
         self.title = title
         self.enabled = enabled
 
-    def compute(self, datamodule, module: L.LightningModule) -> ConfidenceMapData:
+    def compute(self, datamodule, module: L.LightningModule, threshold: float) -> ConfidenceMapData:
         low, high = datamodule.plot_box
         axis = torch.linspace(low, high, self.resolution)
         grid_y, grid_x = torch.meshgrid(axis, axis, indexing="ij")
@@ -46,14 +47,21 @@ class ConfidenceMap(L.Callback):
             scores = self.detector(module(points.to(module.device))).float().cpu()
         shape = (self.resolution, self.resolution)
         splits = datamodule.splits
+        if getattr(self.detector, "fixed_threshold", False):  # a probability: 1/K .. 1
+            low, high = 1.0 / datamodule.num_classes, 1.0
+        else:
+            low, high = float(scores.min()), float(scores.max())
         return ConfidenceMapData(
             axis=axis.numpy(),
             scores=scores.view(shape).numpy(),
             support=datamodule.in_distribution(points).view(shape).numpy(),
-            delta=self.delta,
+            delta=threshold,
             id_x=splits.id_x.cpu().numpy(),
             id_y=splits.id_y.cpu().numpy(),
             ood_x=splits.ood_x.cpu().numpy(),
+            label=getattr(self.detector, "label", type(self.detector).__name__),
+            low=low,
+            high=high,
         )
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -62,7 +70,10 @@ class ConfidenceMap(L.Callback):
             return
         if datamodule.num_features != 2 or datamodule.plot_box is None:
             return
-        data = self.compute(datamodule, pl_module)
+        # The threshold the run decides with: delta, or the one tuned on validation data.
+        evaluation = [cb for cb in trainer.callbacks if isinstance(cb, DetectionEvaluation)]
+        threshold = evaluation[0].threshold if evaluation else self.delta
+        data = self.compute(datamodule, pl_module, threshold)
         data.save(self.output_dir / "confidence_map.npz")
         figure = confidence_map_figure([(self.title, data)])
         save_figure_atomic(figure, self.output_dir / "confidence_map.png")

@@ -11,36 +11,61 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from oodmix.detectors import MaxSoftmaxScore
-from oodmix.metrics import ThresholdDetection
+from oodmix.metrics import (
+    ScoreBank,
+    ThresholdDetection,
+    best_f1_threshold,
+    precision_recall_f1,
+    ranking_metrics,
+    threshold_counts,
+)
 
 STAGES = ("val", "test")
 
 
 class DetectionEvaluation(L.Callback):
-    """Threshold detection at `delta` on the module's validation and test outputs.
+    """Evaluates the detector on the module's validation and test outputs.
 
     Logs, for stage in {val, test}:
-      {stage}/f1, {stage}/precision, {stage}/recall          positive class "id" (the paper's)
-      {stage}/f1_ood, {stage}/precision_ood, {stage}/recall_ood   positive class "ood"
-      {stage}/acc    classification accuracy on the ID points of the evaluation set
+      {stage}/f1, /precision, /recall            rule "ID when score >= threshold", ID positive
+      {stage}/f1_ood, /precision_ood, /recall_ood the same rule, OOD positive
+      {stage}/auroc, /aupr_in, /aupr_out, /fpr95  threshold-free (see oodmix.metrics.ranking)
+      {stage}/f1_tuned                            F1 at val/delta_best
+      {stage}/acc                                 classification accuracy on the ID points
+      val/delta_best                              the threshold with the best F1 on validation
 
-    The module's validation_step/test_step return {"logits": ...} for a batch
-    {"x", "is_id", "y"}; the detector turns logits into scores (higher = more ID).
+    The threshold of the first group is `delta` when the detector's scale gives delta a meaning
+    (max softmax probability) and val/delta_best otherwise (max logit, energy, entropy). The
+    module's validation_step/test_step return {"logits": ...} for a batch {"x", "is_id", "y"}.
+    Run a validation pass before testing so that delta_best belongs to the tested weights.
     """
 
     def __init__(self, delta: float, detector: nn.Module | None = None) -> None:
         super().__init__()
         self.delta = float(delta)
         self.detector = detector if detector is not None else MaxSoftmaxScore()
+        self.delta_best: float | None = None
         self.metrics: dict[str, dict[str, Metric]] = {}
+
+    @property
+    def fixed_threshold(self) -> bool:
+        return bool(getattr(self.detector, "fixed_threshold", False))
+
+    @property
+    def threshold(self) -> float:
+        """The threshold of the F1/precision/recall columns."""
+        if self.fixed_threshold or self.delta_best is None:
+            return self.delta
+        return self.delta_best
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         num_classes = trainer.datamodule.num_classes
         # One set of metric instances per stage, on the module's device (DESIGN.md).
         for name in STAGES:
             self.metrics[name] = {
-                "": ThresholdDetection(self.delta, positive="id"),
-                "_ood": ThresholdDetection(self.delta, positive="ood"),
+                "bank": ScoreBank(),
+                "id": ThresholdDetection(self.delta, positive="id"),
+                "ood": ThresholdDetection(self.delta, positive="ood"),
                 # OOD points carry class -1 and are left out of the accuracy.
                 "acc": MulticlassAccuracy(num_classes, average="micro", ignore_index=-1),
             }
@@ -51,20 +76,44 @@ class DetectionEvaluation(L.Callback):
         logits = outputs["logits"]
         scores = self.detector(logits)
         metrics = self.metrics[stage]
-        metrics[""].update(scores, batch["is_id"])
-        metrics["_ood"].update(scores, batch["is_id"])
+        metrics["bank"].update(scores, batch["is_id"])
+        if self.fixed_threshold:  # streaming counts at the fixed delta
+            metrics["id"].update(scores, batch["is_id"])
+            metrics["ood"].update(scores, batch["is_id"])
         metrics["acc"].update(logits, batch["y"])
 
-    def _log(self, stage: str, pl_module: L.LightningModule) -> None:
-        values: dict[str, torch.Tensor] = {}
-        for suffix, metric in self.metrics[stage].items():
-            result = metric.compute()
-            if isinstance(result, dict):
-                values.update({f"{stage}/{k}{suffix}": v for k, v in result.items()})
+    def _threshold_metrics(
+        self, stage: str, scores: torch.Tensor, is_id: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        values = {}
+        for positive, suffix in (("id", ""), ("ood", "_ood")):
+            if self.fixed_threshold:
+                result = self.metrics[stage][positive].compute()
             else:
-                values[f"{stage}/{suffix}"] = result
+                tp, fp, fn, _ = threshold_counts(scores, is_id, self.threshold, positive)
+                result = precision_recall_f1(tp, fp, fn)
+            values.update({f"{stage}/{k}{suffix}": v for k, v in result.items()})
+        return values
+
+    def _log(self, stage: str, pl_module: L.LightningModule) -> None:
+        metrics = self.metrics[stage]
+        scores, is_id = metrics["bank"].compute()
+        values = {f"{stage}/{k}": v for k, v in ranking_metrics(scores, is_id).items()}
+        if stage == "val":
+            self.delta_best, _ = best_f1_threshold(scores, is_id)
+            values["val/delta_best"] = torch.tensor(self.delta_best)
+        values.update(self._threshold_metrics(stage, scores, is_id))
+        if self.delta_best is not None:
+            tp, fp, fn, _ = threshold_counts(scores, is_id, self.delta_best)
+            values[f"{stage}/f1_tuned"] = precision_recall_f1(tp, fp, fn)["f1"]
+        values[f"{stage}/acc"] = metrics["acc"].compute()
+        for metric in metrics.values():
             metric.reset()
-        pl_module.log_dict(values, on_step=False, on_epoch=True)
+        pl_module.log_dict(
+            {k: v.float().to(pl_module.device) for k, v in values.items()},
+            on_step=False,
+            on_epoch=True,
+        )
 
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0

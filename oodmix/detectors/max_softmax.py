@@ -12,8 +12,10 @@ class MaxSoftmaxScore(nn.Module):
     Hendrycks and Gimpel (ICLR 2017) baseline, used by the paper with threshold delta = 0.8.
     """
 
-    #: The range a threshold on this score is meaningful in.
-    score_range = (0.0, 1.0)
+    #: delta is a probability here, so the paper's fixed delta = 0.8 means something; for
+    #: scores without such a scale the threshold is tuned on the validation set instead.
+    fixed_threshold = True
+    label = "max softmax probability"
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(dim=-1).amax(dim=-1)

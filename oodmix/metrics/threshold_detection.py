@@ -29,6 +29,22 @@ def precision_recall_f1(
     }
 
 
+def threshold_counts(
+    scores: torch.Tensor, is_id: torch.Tensor, delta: float, positive: Positive = "id"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(tp, fp, fn, tn) of the rule "predicted ID when score >= delta" for the chosen positive."""
+    predicted = scores >= delta
+    actual = is_id.bool()
+    if positive == "ood":
+        predicted, actual = ~predicted, ~actual
+    return (
+        (predicted & actual).sum(),
+        (predicted & ~actual).sum(),
+        (~predicted & actual).sum(),
+        (~predicted & ~actual).sum(),
+    )
+
+
 class ThresholdDetection(Metric):
     """Detection by threshold: an input is predicted in-distribution when score >= delta.
 
@@ -66,14 +82,11 @@ class ThresholdDetection(Metric):
             raise ValueError(
                 f"scores {tuple(scores.shape)} and is_id {tuple(is_id.shape)} differ in shape"
             )
-        predicted = scores >= self.delta
-        actual = is_id.bool()
-        if self.positive == "ood":
-            predicted, actual = ~predicted, ~actual
-        self.tp += (predicted & actual).sum()
-        self.fp += (predicted & ~actual).sum()
-        self.fn += (~predicted & actual).sum()
-        self.tn += (~predicted & ~actual).sum()
+        tp, fp, fn, tn = threshold_counts(scores, is_id, self.delta, self.positive)
+        self.tp += tp
+        self.fp += fp
+        self.fn += fn
+        self.tn += tn
 
     def compute(self) -> dict[str, torch.Tensor]:
         return precision_recall_f1(self.tp, self.fp, self.fn)

@@ -20,7 +20,8 @@ CLASS_COLOURS = ("#2979ff", "#00c853", "#d500f9", "#00b8d4", "#ff1744", "#aeea00
 class ConfidenceMapData:
     """A score grid over the square axis x axis, with what is needed to draw it.
 
-    scores[i, j] is the score at (axis[j], axis[i]); support marks the exact ID region there.
+    scores[i, j] is the score at (axis[j], axis[i]); support marks the exact ID region there;
+    `delta` is the decision threshold drawn; colours run from `low` to `high`.
     """
 
     axis: np.ndarray
@@ -30,6 +31,9 @@ class ConfidenceMapData:
     id_x: np.ndarray
     id_y: np.ndarray
     ood_x: np.ndarray
+    label: str = "max softmax probability"
+    low: float = 0.5
+    high: float = 1.0
 
     @property
     def num_classes(self) -> int:
@@ -42,20 +46,25 @@ class ConfidenceMapData:
     def load(cls, path: Path) -> ConfidenceMapData:
         with np.load(path, allow_pickle=False) as stored:
             fields = {name: stored[name] for name in stored.files}
-        fields["delta"] = float(fields["delta"])
+        for name in ("delta", "low", "high"):
+            if name in fields:
+                fields[name] = float(fields[name])
+        if "label" in fields:
+            fields["label"] = str(fields["label"])
         return cls(**fields)
 
 
 def draw_confidence_map(ax, data: ConfidenceMapData, title: str):
-    """One panel: scores coloured from 1/K (uniform) to 1, the delta contour (dashed white),
-    the true ID support outlined (cyan), training points on top (ID by class, OOD grey)."""
+    """One panel: scores coloured from `low` to `high` (1/K to 1 for max softmax), the
+    threshold contour (dashed white), the true ID support outlined (cyan), training points on
+    top (ID by class, OOD grey)."""
     mesh = ax.pcolormesh(
         data.axis,
         data.axis,
         data.scores,
         cmap="magma",
-        vmin=1.0 / data.num_classes,
-        vmax=1.0,
+        vmin=data.low,
+        vmax=data.high,
         shading="auto",
         rasterized=True,
     )
@@ -83,10 +92,12 @@ def confidence_map_figure(panels: Sequence[tuple[str, ConfidenceMapData]]) -> Fi
     mesh = None
     for ax, (title, data) in zip(axes, panels):
         mesh = draw_confidence_map(ax, data, title)
-    figure.colorbar(mesh, ax=list(axes), label="max softmax probability", shrink=0.9)
-    delta = panels[0][1].delta
+    labels = {data.label for _, data in panels}
+    figure.colorbar(mesh, ax=list(axes), label=" / ".join(sorted(labels)), shrink=0.9)
+    deltas = {round(data.delta, 4) for _, data in panels}
+    threshold = f"{deltas.pop():g}" if len(deltas) == 1 else "per panel"
     handles = [
-        Line2D([], [], color="white", linestyle="--", label=f"score = delta ({delta:g})"),
+        Line2D([], [], color="white", linestyle="--", label=f"score = threshold ({threshold})"),
         Line2D([], [], color="cyan", label="true ID support"),
         *[
             Line2D(
