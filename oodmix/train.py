@@ -14,6 +14,7 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -48,6 +49,23 @@ def _choice(group: str, fallback: str) -> str:
         if choice:
             return str(choice)
     return fallback
+
+
+def build(node: DictConfig, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, with a constructor's refusal of a value reported as one line.
+
+    oodmix's classes raise ConfigError or ValueError naming the key and what is allowed; Hydra
+    wraps those in a multi-line InstantiationException, which is unwrapped here.
+    """
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        if isinstance(cause, ValueError):
+            raise ConfigError(str(cause)) from None
+        raise
 
 
 def _logged(trainer: Any, prefix: str) -> dict[str, float]:
@@ -110,10 +128,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = instantiate(cfg.data)
-    loss = instantiate(cfg.loss)
+    datamodule = build(cfg.data)
+    loss = build(cfg.loss)
     datamodule.request_parts(loss.requires)
-    net = instantiate(
+    net = build(
         cfg.model.net, in_features=datamodule.num_features, num_classes=datamodule.num_classes
     )
     # Hydra's own section is present only when a config is composed with it (tests).
@@ -138,7 +156,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
     metrics: dict[str, Any] = _logged(trainer, "val/")
     trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
-    metrics.update(_logged(trainer, "test/"))
+    metrics.update(_logged(trainer, "test"))  # test/*, and test_near/*, test_far/* if present
     metrics.update(
         seed=int(cfg.seed),
         loss=_choice("loss", type(loss).__name__),

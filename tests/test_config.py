@@ -95,12 +95,15 @@ def test_composed_config_is_validated(compose_config) -> None:
         (["hparams_search=optuna"], "optuna"),
         (["-m", "hydra/launcher=joblib", "seed=0,1"], "joblib"),
         (["-m", "hydra/launcher=submitit_slurm"], "slurm"),
+        (["data=digits"], "digits"),
     ],
 )
 def test_missing_plugin_names_the_extra_to_install(monkeypatch, argv, extra) -> None:
     """An optional Hydra plugin that is not installed: one line saying which extra brings it."""
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
-    with pytest.raises(ConfigError, match=rf"needs a Hydra plugin, install it with: .*\[{extra}\]"):
+    with pytest.raises(
+        ConfigError, match=rf"is not available: it needs .*install it with: .*\[{extra}\]"
+    ):
         check_command_line(argv)
 
 

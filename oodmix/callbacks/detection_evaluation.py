@@ -20,13 +20,12 @@ from oodmix.metrics import (
     threshold_counts,
 )
 
-STAGES = ("val", "test")
-
 
 class DetectionEvaluation(L.Callback):
     """Evaluates the detector on the module's validation and test outputs.
 
-    Logs, for stage in {val, test}:
+    Logs, for stage in {val, test} and any further test sets of the datamodule (test_near,
+    test_far, see `test_set_names`):
       {stage}/f1, /precision, /recall            rule "ID when score >= threshold", ID positive
       {stage}/f1_ood, /precision_ood, /recall_ood the same rule, OOD positive
       {stage}/auroc, /aupr_in, /aupr_out, /fpr95  threshold-free (see oodmix.metrics.ranking)
@@ -46,6 +45,7 @@ class DetectionEvaluation(L.Callback):
         self.detector = detector if detector is not None else MaxSoftmaxScore()
         self.delta_best: float | None = None
         self.metrics: dict[str, dict[str, Metric]] = {}
+        self.test_names: list[str] = ["test"]
 
     @property
     def fixed_threshold(self) -> bool:
@@ -59,9 +59,11 @@ class DetectionEvaluation(L.Callback):
         return self.delta_best
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        num_classes = trainer.datamodule.num_classes
-        # One set of metric instances per stage, on the module's device (DESIGN.md).
-        for name in STAGES:
+        datamodule = trainer.datamodule
+        num_classes = datamodule.num_classes
+        self.test_names = list(getattr(datamodule, "test_set_names", ["test"]))
+        # One set of metric instances per evaluation set, on the module's device (DESIGN.md).
+        for name in ["val", *self.test_names]:
             self.metrics[name] = {
                 "bank": ScoreBank(),
                 "id": ThresholdDetection(self.delta, positive="id"),
@@ -113,6 +115,7 @@ class DetectionEvaluation(L.Callback):
             {k: v.float().to(pl_module.device) for k, v in values.items()},
             on_step=False,
             on_epoch=True,
+            add_dataloader_idx=False,
         )
 
     def on_validation_batch_end(
@@ -123,10 +126,11 @@ class DetectionEvaluation(L.Callback):
     def on_test_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
-        self._update("test", outputs, batch)
+        self._update(self.test_names[dataloader_idx], outputs, batch)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._log("val", pl_module)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log("test", pl_module)
+        for name in self.test_names:
+            self._log(name, pl_module)

@@ -18,28 +18,33 @@ from hydra.core.override_parser.types import ChoiceSweep, Override
 from oodmix.config.paths import config_dir, group_options
 from oodmix.config.validation import ConfigError, check_value
 
-#: Options that need an optional Hydra plugin: (group, option) -> (plugin module, pip extra).
-PLUGIN_OPTIONS = {
-    ("hparams_search", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
-    ("hydra/sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
-    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "joblib"),
-    ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
-    ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+_OPTUNA = ("hydra_plugins.hydra_optuna_sweeper", "Hydra's Optuna sweeper", "optuna")
+_JOBLIB = ("hydra_plugins.hydra_joblib_launcher", "Hydra's joblib launcher", "joblib")
+_SUBMITIT = ("hydra_plugins.hydra_submitit_launcher", "Hydra's submitit launcher", "slurm")
+
+#: Options that need an optional package: (group, option) -> (module, what it is, pip extra).
+OPTIONAL_PACKAGES = {
+    ("hparams_search", "optuna"): _OPTUNA,
+    ("hydra/sweeper", "optuna"): _OPTUNA,
+    ("hydra/launcher", "joblib"): _JOBLIB,
+    ("hydra/launcher", "submitit_slurm"): _SUBMITIT,
+    ("hydra/launcher", "submitit_local"): _SUBMITIT,
+    ("data", "digits"): ("sklearn", "scikit-learn", "digits"),
 }
 
 
-def _check_plugin(key: str, value: Any) -> None:
-    plugin = PLUGIN_OPTIONS.get((key, str(value)))
-    if plugin is None:
+def _check_optional_package(key: str, value: Any) -> None:
+    needed = OPTIONAL_PACKAGES.get((key, str(value)))
+    if needed is None:
         return
-    module, extra = plugin
+    module, what, extra = needed
     try:
         found = importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         found = False
     if not found:
         raise ConfigError(
-            f"{key}={value} is not available: it needs a Hydra plugin, "
+            f"{key}={value} is not available: it needs {what}, "
             f"install it with: pip install 'oodmix[{extra}]' (or pip install -e '.[{extra}]')"
         )
 
@@ -70,7 +75,7 @@ def check_command_line(argv: Sequence[str]) -> None:
             continue
         key = override.key_or_group
         for value in _values(override):
-            _check_plugin(key, value)
+            _check_optional_package(key, value)
         if key in groups and not extra_search_path:
             options = group_options(key)
             for value in _values(override):

@@ -46,10 +46,14 @@ RULES: dict[str, Rule] = {
     "beta": Rule(lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
     "delta": Rule(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "mixup.alpha": Rule(lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+    "mixup.pairs": Rule(lambda v: v in ("within", "cross", "both"), "one of within, cross, both"),
     "model.hidden": Rule(_widths, "a non-empty list of integer widths >= 1, e.g. [32,32]"),
     "model.lr": Rule(lambda v: _is_number(v) and v > 0, "a finite number > 0"),
     "model.weight_decay": Rule(lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
     "data.batch_size": Rule(lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "data.n_ood_train": Rule(lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "data.n_val": Rule(lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
+    "data.n_test": Rule(lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
     "data.eval_batch_size": Rule(lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "trainer.max_epochs": Rule(lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "test_ckpt": Rule(lambda v: v in ("best", "last"), "'best' or 'last'"),
@@ -69,7 +73,13 @@ def check_value(key: str, value: Any) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check every ruled key present in a composed config."""
+    """Check every ruled key present in a composed config, and that none is left missing (???)."""
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra."))
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing: this config "
+            f"needs a value, e.g. {missing[0]}=..."
+        )
     for key in RULES:
         value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
         if value is not None:

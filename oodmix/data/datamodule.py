@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from oodmix.data.loaders import EvalBatches, TrainBatches
+from oodmix.data.loaders import TRAIN_PARTS, EvalBatches, TrainBatches
 from oodmix.data.mixup import Mixup
+
+MIXED_PARTS = frozenset({"id_mix", "ood_mix", "cross_mix"})
 
 
 @dataclass
@@ -31,17 +33,18 @@ class OODSplits:
     ood_x: torch.Tensor
     val: EvalSet
     test: EvalSet
+    #: Further test sets, logged as <name>/<metric> (e.g. test_near, test_far).
+    extra_tests: dict[str, EvalSet] = field(default_factory=dict)
 
     def to(self, device: torch.device) -> OODSplits:
-        moved = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
+        def move(value):
             if isinstance(value, EvalSet):
-                value = EvalSet(value.x.to(device), value.is_id.to(device), value.y.to(device))
-            else:
-                value = value.to(device)
-            moved[field.name] = value
-        return OODSplits(**moved)
+                return EvalSet(value.x.to(device), value.is_id.to(device), value.y.to(device))
+            if isinstance(value, dict):
+                return {name: move(v) for name, v in value.items()}
+            return value.to(device)
+
+        return OODSplits(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
 
 
 class OODDataModule(L.LightningDataModule):
@@ -49,11 +52,13 @@ class OODDataModule(L.LightningDataModule):
 
     Training batches are dicts (see DESIGN.md):
 
-        {"id": (x, y), "ood": x_ood, "id_mix": (x, soft_y), "ood_mix": x_ood_mix}
+        {"id": (x, y), "ood": x_ood, "id_mix": (x, soft_y), "ood_mix": x_ood_mix,
+         "cross_mix": (x, soft_target)}
 
     The OOD part is only produced when the loss asks for it (`request_parts`), the mixed parts
-    only when it asks for them; they are built on the batch's device after transfer, mixing ID
-    only with ID and OOD only with OOD, with lam ~ Beta(mixup.alpha, mixup.alpha).
+    only when it asks for them; they are built on the batch's device after transfer, with
+    lam ~ Beta(mixup.alpha, mixup.alpha): id_mix mixes ID only with ID, ood_mix OOD only with
+    OOD, cross_mix ID with OOD (target lam * onehot(y) + (1 - lam) * uniform).
     """
 
     num_features: int
@@ -91,12 +96,12 @@ class OODDataModule(L.LightningDataModule):
     def request_parts(self, parts: Iterable[str]) -> None:
         """Produce exactly the training-batch parts a loss needs (a subset of TRAIN_PARTS)."""
         parts = frozenset(parts)
-        unknown = parts - {"id", "ood", "id_mix", "ood_mix"}
+        unknown = parts - set(TRAIN_PARTS)
         if unknown:
             raise ValueError(
-                f"unknown batch parts {sorted(unknown)}: allowed id, ood, id_mix, ood_mix"
+                f"unknown batch parts {sorted(unknown)}: allowed {', '.join(TRAIN_PARTS)}"
             )
-        if parts & {"id_mix", "ood_mix"} and self.mixup is None:
+        if parts & MIXED_PARTS and self.mixup is None:
             raise ValueError("the loss needs mixed batches but the datamodule has no mixup config")
         self.parts = parts
 
@@ -125,7 +130,7 @@ class OODDataModule(L.LightningDataModule):
     def train_dataloader(self) -> TrainBatches:
         splits = self._require_splits()
         rank, world_size = self._rank_and_world()
-        wants_ood = bool(self.parts & {"ood", "ood_mix"})
+        wants_ood = bool(self.parts & {"ood", "ood_mix", "cross_mix"})
         return TrainBatches(
             splits.id_x,
             splits.id_y,
@@ -148,8 +153,16 @@ class OODDataModule(L.LightningDataModule):
     def val_dataloader(self) -> EvalBatches:
         return self._eval_batches(self._require_splits().val)
 
-    def test_dataloader(self) -> EvalBatches:
-        return self._eval_batches(self._require_splits().test)
+    @property
+    def test_set_names(self) -> list[str]:
+        """Metric prefixes of the test dataloaders, in order: "test", then any extra sets."""
+        return ["test", *(self.splits.extra_tests if self.splits else {})]
+
+    def test_dataloader(self) -> EvalBatches | list[EvalBatches]:
+        splits = self._require_splits()
+        if not splits.extra_tests:
+            return self._eval_batches(splits.test)
+        return [self._eval_batches(s) for s in (splits.test, *splits.extra_tests.values())]
 
     def _require_splits(self) -> OODSplits:
         if self.splits is None:
@@ -163,9 +176,12 @@ class OODDataModule(L.LightningDataModule):
             batch["id_mix"] = self.mixup(x, y, self.num_classes)
         if "ood_mix" in self.parts:
             batch["ood_mix"] = self.mixup(batch["ood"])[0]
+        if "cross_mix" in self.parts:
+            x, y = batch["id"]
+            batch["cross_mix"] = self.mixup.cross(x, y, batch["ood"], self.num_classes)
         return batch
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        if "id" in batch and self.parts & {"id_mix", "ood_mix"}:
+        if "id" in batch and self.parts & MIXED_PARTS:
             return self.add_mixed_parts(batch)
         return batch

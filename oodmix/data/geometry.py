@@ -6,7 +6,7 @@ Evaluation labels come from `contains`, so they are exact rather than estimated.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +24,11 @@ class Disk:
         center = torch.as_tensor(self.center, dtype=points.dtype, device=points.device)
         return (points - center).pow(2).sum(dim=-1) <= self.radius**2
 
+    def distance(self, points: torch.Tensor) -> torch.Tensor:
+        """Euclidean distance from each point to the disk (0 inside)."""
+        center = torch.as_tensor(self.center, dtype=points.dtype, device=points.device)
+        return ((points - center).norm(dim=-1) - self.radius).clamp(min=0)
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n points uniform in the disk: r = R * sqrt(U), theta = 2 * pi * V (area-uniform)."""
         u, v = torch.rand(2, n, generator=generator, dtype=torch.float64)
@@ -31,6 +36,77 @@ class Disk:
         theta = 2 * math.pi * v
         points = torch.stack([r * theta.cos(), r * theta.sin()], dim=-1)
         return (points + torch.tensor(self.center, dtype=torch.float64)).float()
+
+
+@dataclass(frozen=True)
+class Annulus:
+    """{x : r_in <= ||x - center|| <= r_out, angle of x - center in [theta_start, theta_end]}.
+
+    The full ring by default; a half ring (theta from 0 to pi, or pi to 2 pi) is one "moon".
+    Angles are in radians, measured counter-clockwise from the x axis, within [0, 2 pi].
+    """
+
+    center: tuple[float, float]
+    r_in: float
+    r_out: float
+    theta_start: float = 0.0
+    theta_end: float = 2 * math.pi
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.r_in < self.r_out:
+            raise ValueError(
+                f"annulus radii r_in={self.r_in}, r_out={self.r_out}: need 0 <= r_in < r_out"
+            )
+        if not 0 <= self.theta_start < self.theta_end <= 2 * math.pi + 1e-9:
+            raise ValueError("annulus angles: need 0 <= theta_start < theta_end <= 2 pi")
+
+    def _polar(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        offset = points - torch.as_tensor(self.center, dtype=points.dtype, device=points.device)
+        angle = torch.atan2(offset[:, 1], offset[:, 0]) % (2 * math.pi)
+        return offset.norm(dim=-1), angle
+
+    def _in_sector(self, angle: torch.Tensor) -> torch.Tensor:
+        return (angle >= self.theta_start) & (angle <= self.theta_end)
+
+    def contains(self, points: torch.Tensor) -> torch.Tensor:
+        radius, angle = self._polar(points)
+        return (radius >= self.r_in) & (radius <= self.r_out) & self._in_sector(angle)
+
+    def distance(self, points: torch.Tensor) -> torch.Tensor:
+        """Euclidean distance to the region: radial inside the sector, else to an end segment."""
+        radius, angle = self._polar(points)
+        radial = (self.r_in - radius).clamp(min=0) + (radius - self.r_out).clamp(min=0)
+        if self.theta_end - self.theta_start >= 2 * math.pi - 1e-9:
+            return radial
+        ends = [
+            _segment_distance(points, self._at(self.r_in, theta), self._at(self.r_out, theta))
+            for theta in (self.theta_start, self.theta_end)
+        ]
+        return torch.where(self._in_sector(angle), radial, torch.minimum(*ends))
+
+    def _at(self, radius: float, theta: float) -> tuple[float, float]:
+        return (
+            self.center[0] + radius * math.cos(theta),
+            self.center[1] + radius * math.sin(theta),
+        )
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n points uniform in the region: r^2 uniform in [r_in^2, r_out^2], theta uniform."""
+        u, v = torch.rand(2, n, generator=generator, dtype=torch.float64)
+        r = (self.r_in**2 + u * (self.r_out**2 - self.r_in**2)).sqrt()
+        theta = self.theta_start + v * (self.theta_end - self.theta_start)
+        points = torch.stack([r * theta.cos(), r * theta.sin()], dim=-1)
+        return (points + torch.tensor(self.center, dtype=torch.float64)).float()
+
+
+def _segment_distance(
+    points: torch.Tensor, a: tuple[float, float], b: tuple[float, float]
+) -> torch.Tensor:
+    """Distance from each point to the segment [a, b]."""
+    start = torch.as_tensor(a, dtype=points.dtype, device=points.device)
+    direction = torch.as_tensor(b, dtype=points.dtype, device=points.device) - start
+    t = ((points - start) @ direction / direction.dot(direction)).clamp(0, 1)
+    return (points - start - t[:, None] * direction).norm(dim=-1)
 
 
 @dataclass(frozen=True)
@@ -47,7 +123,31 @@ class Box:
         return (self.low + (self.high - self.low) * u).float()
 
 
-def inside_any(regions: Sequence[Disk], points: torch.Tensor) -> torch.Tensor:
+Region = Disk | Annulus
+
+
+def distance_to_support(regions: Sequence[Region], points: torch.Tensor) -> torch.Tensor:
+    """Distance from each point to the nearest region (0 inside the support)."""
+    return torch.stack([region.distance(points) for region in regions]).amin(dim=0)
+
+
+def sample_box_where(
+    box: Box, keep: Callable[[torch.Tensor], torch.Tensor], n: int, generator: torch.Generator
+) -> torch.Tensor:
+    """n points uniform in `box` restricted to where `keep(points)` holds, by rejection."""
+    kept: list[torch.Tensor] = []
+    count = 0
+    for _ in range(1000):
+        candidates = box.sample(max(2 * (n - count), 64), generator)
+        accepted = candidates[keep(candidates)]
+        kept.append(accepted)
+        count += accepted.shape[0]
+        if count >= n:
+            return torch.cat(kept)[:n]
+    raise ValueError("the requested part of the box is (almost) empty: cannot sample points there")
+
+
+def inside_any(regions: Sequence[Region], points: torch.Tensor) -> torch.Tensor:
     """Mask of the points that lie in at least one region."""
     mask = torch.zeros(points.shape[0], dtype=torch.bool, device=points.device)
     for region in regions:
@@ -56,20 +156,16 @@ def inside_any(regions: Sequence[Disk], points: torch.Tensor) -> torch.Tensor:
 
 
 def sample_box_outside(
-    box: Box, regions: Sequence[Disk], n: int, generator: torch.Generator
+    box: Box, regions: Sequence[Region], n: int, generator: torch.Generator
 ) -> torch.Tensor:
     """n points uniform in `box` minus the union of `regions`, by rejection sampling.
 
     Raises ValueError when the regions cover (almost) the whole box, since rejection sampling
     would then never finish.
     """
-    kept: list[torch.Tensor] = []
-    count = 0
-    for _ in range(1000):
-        candidates = box.sample(max(2 * (n - count), 64), generator)
-        outside = candidates[~inside_any(regions, candidates)]
-        kept.append(outside)
-        count += outside.shape[0]
-        if count >= n:
-            return torch.cat(kept)[:n]
-    raise ValueError("the ID regions cover almost all of the box: no room to sample OOD points")
+    try:
+        return sample_box_where(box, lambda p: ~inside_any(regions, p), n, generator)
+    except ValueError:
+        raise ValueError(
+            "the ID regions cover almost all of the box: no room to sample OOD points"
+        ) from None

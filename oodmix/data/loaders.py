@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 # The order in which the parts of a training batch are fed through the network.
-TRAIN_PARTS = ("id", "ood", "id_mix", "ood_mix")
+TRAIN_PARTS = ("id", "ood", "id_mix", "ood_mix", "cross_mix")
 
 
 def shard(n: int, rank: int, world_size: int) -> slice:

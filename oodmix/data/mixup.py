@@ -16,10 +16,13 @@ import torch.nn.functional as F
 class Mixup:
     """Draws mixing weights lam ~ Beta(alpha, alpha) and mixes a batch with a shuffle of itself."""
 
-    def __init__(self, alpha: float) -> None:
+    def __init__(self, alpha: float, pairs: str = "within") -> None:
         if not alpha > 0:
             raise ValueError(f"mixup.alpha={alpha} is not allowed: alpha must be > 0")
         self.alpha = float(alpha)
+        # Which pairs are built is the loss's request (see OODDataModule.request_parts);
+        # `pairs` is kept for reference only.
+        self.pairs = pairs
         # Building a torch.distributions object costs more Python than a whole training step of
         # a tiny network, and the batch size rarely changes: keep one per (size, device).
         self._beta: dict[tuple[int, torch.device], torch.distributions.Beta] = {}
@@ -61,3 +64,18 @@ class Mixup:
             raise ValueError("num_classes is needed to mix labelled samples")
         one_hot = F.one_hot(y, num_classes).to(x_mix.dtype)
         return x_mix, torch.lerp(one_hot[partner], one_hot, lam.to(x_mix.dtype))
+
+    def cross(
+        self, x_id: torch.Tensor, y: torch.Tensor, x_ood: torch.Tensor, num_classes: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mix each ID sample with a random OOD sample of the batch (Mixture Outlier Exposure).
+
+        x~ = lam * x_id + (1 - lam) * x_ood,  target = lam * onehot(y) + (1 - lam) * U.
+        """
+        n = x_id.shape[0]
+        lam = self.sample_lam(n, x_id.device).to(x_id.dtype)
+        partner = torch.randint(x_ood.shape[0], (n,), device=x_id.device)
+        x_mix = torch.lerp(x_ood[partner], x_id, lam)
+        one_hot = F.one_hot(y, num_classes).to(x_mix.dtype)
+        uniform = torch.full_like(one_hot, 1.0 / num_classes)
+        return x_mix, torch.lerp(uniform, one_hot, lam)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
 from oodmix.losses.confidence import ConfidenceLoss
-from oodmix.losses.functional import kl_uniform, soft_cross_entropy
+from oodmix.losses.mixed_terms import mixed_parts, mixed_terms
 
 
 class ConfidenceMixupLoss(ConfidenceLoss):
@@ -19,16 +19,22 @@ class ConfidenceMixupLoss(ConfidenceLoss):
     OOD samples (x~_ood), lam ~ Beta(alpha, alpha) (Zhang et al., ICLR 2018); the mixed samples
     are trained on in addition to the clean ones. Each term is a mean over its own group.
     Terms: `ce`, `kl`, `ce_mix`, `kl_mix`.
+
+    `pairs` (mixup.pairs) changes which mixed samples are added: "within" is the paper's;
+    "cross" adds ID x OOD mixes with target lam * onehot(y) + (1 - lam) * U (term `ce_cross`,
+    weight beta) instead; "both" adds all three (see oodmix.losses.mixed_terms).
     """
 
-    requires: ClassVar[frozenset[str]] = frozenset({"id", "ood", "id_mix", "ood_mix"})
+    def __init__(self, beta: float = 1.0, pairs: str = "within") -> None:
+        super().__init__(beta)
+        self.pairs = pairs
+        self.requires = frozenset({"id", "ood"}) | mixed_parts(pairs)
 
     def forward(
         self, logits: Mapping[str, torch.Tensor], batch: Mapping[str, Any]
     ) -> dict[str, torch.Tensor]:
         terms = super().forward(logits, batch)
-        ce_mix = soft_cross_entropy(logits["id_mix"], batch["id_mix"][1])
-        kl_mix = kl_uniform(logits["ood_mix"])
-        terms["loss"] = terms["loss"] + ce_mix + self.beta * kl_mix
-        terms.update(ce_mix=ce_mix, kl_mix=kl_mix)
+        mixed_total, mixed = mixed_terms(logits, batch, self.beta)
+        terms["loss"] = terms["loss"] + mixed_total
+        terms.update(mixed)
         return terms

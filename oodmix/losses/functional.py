@@ -24,3 +24,16 @@ def kl_uniform(logits: torch.Tensor) -> torch.Tensor:
     """
     num_classes = logits.shape[-1]
     return -F.log_softmax(logits, dim=-1).mean(dim=-1).mean() - math.log(num_classes)
+
+
+def uniform_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of CE(U, p) = -(1/K) sum_k log p_k: Outlier Exposure's OOD term.
+
+    Equals KL(U || p) + log K, so its gradients are those of `kl_uniform`.
+    """
+    return -F.log_softmax(logits, dim=-1).mean(dim=-1).mean()
+
+
+def free_energy(logits: torch.Tensor) -> torch.Tensor:
+    """Per sample E(x) = -logsumexp_k f_k(x) (temperature 1); low on ID, high on OOD."""
+    return -torch.logsumexp(logits, dim=-1)

@@ -35,7 +35,7 @@ def rank_to_unit_interval(scores: torch.Tensor) -> torch.Tensor:
 
 def ranking_metrics(scores: torch.Tensor, is_id: torch.Tensor) -> dict[str, torch.Tensor]:
     """auroc, aupr_in, aupr_out, fpr95 of `scores` (higher = more ID) against `is_id`."""
-    is_id = is_id.bool()
+    scores, is_id = scores.reshape(-1), is_id.reshape(-1).bool()
     if is_id.all() or (~is_id).all():
         nan = torch.tensor(float("nan"), device=scores.device)
         return {"auroc": nan, "aupr_in": nan, "aupr_out": nan, "fpr95": nan}
@@ -53,7 +53,8 @@ def ranking_metrics(scores: torch.Tensor, is_id: torch.Tensor) -> dict[str, torc
 def best_f1_threshold(scores: torch.Tensor, is_id: torch.Tensor) -> tuple[float, float]:
     """The threshold delta (one of the scores) whose rule "ID when score >= delta" has the
     highest F1 with ID positive, and that F1. Among equal F1, the highest delta."""
-    is_id = is_id.bool()
+    # torchmetrics hands a one-point result back as 0-d: keep one dimension.
+    scores, is_id = scores.reshape(-1), is_id.reshape(-1).bool()
     distinct, rank = torch.unique(scores, return_inverse=True)
     # Per distinct value (ascending): how many ID / OOD points hold it; then, for each
     # candidate delta, the counts at or above it.

@@ -96,7 +96,9 @@ class OODClassifier(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         return {"logits": self(batch["x"])}
 
-    def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+    def test_step(
+        self, batch: dict, batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, torch.Tensor]:
         return {"logits": self(batch["x"])}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

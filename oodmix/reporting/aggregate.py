@@ -9,7 +9,16 @@ from dataclasses import dataclass, field
 from oodmix.reporting.jobs import Job
 
 #: The columns a report leads with, when present.
-HEADLINE_METRICS = ("test/f1", "test/f1_ood", "test/precision", "test/recall", "test/acc")
+HEADLINE_METRICS = (
+    "test/f1",
+    "test/f1_ood",
+    "test/precision",
+    "test/recall",
+    "test/acc",
+    "test/auroc",
+    "test/fpr95",
+    "test/f1_tuned",
+)
 REPLICATE_KEY = "seed"
 
 

@@ -17,12 +17,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--paper", action="store_true", help="add the comparison with the paper's Table 1"
     )
+    parser.add_argument(
+        "--columns",
+        nargs="+",
+        metavar="METRIC",
+        help="metrics of the Markdown table, e.g. test/auroc test/fpr95 test/f1 "
+        "(default: every test/* metric; table.csv always has them all)",
+    )
     args = parser.parse_args(argv)
     from oodmix.reporting.report import build_report
 
     try:
-        report = build_report(args.sweep_dir, paper=args.paper)
-    except FileNotFoundError as error:
+        report = build_report(args.sweep_dir, paper=args.paper, columns=args.columns)
+    except (FileNotFoundError, ValueError) as error:
         print(f"oodmix-report: error: {error}", file=sys.stderr)
         sys.exit(2)
     print(report.table)

@@ -154,15 +154,22 @@ def write_confidence_maps(report: Report, paper: bool) -> Path | None:
     return path
 
 
-def build_report(sweep_dir: Path, paper: bool = False) -> Report:
-    """Aggregate a multirun folder and write table.md, table.csv and figures into it."""
+def build_report(sweep_dir: Path, paper: bool = False, columns: list[str] | None = None) -> Report:
+    """Aggregate a multirun folder and write table.md, table.csv and figures into it.
+
+    `columns` chooses the metrics of the Markdown table (default: every test/* metric); the
+    CSV always holds every metric.
+    """
     sweep_dir = Path(sweep_dir)
     jobs = load_jobs(sweep_dir)
     if not jobs:
         raise FileNotFoundError(f"{sweep_dir} holds no job folders (<n>/.hydra/overrides.yaml)")
     keys, groups = group_jobs(jobs)
     metrics = metric_names(groups)
-    shown = [m for m in metrics if m.startswith("test/")] or metrics
+    shown = columns or [m for m in metrics if m.startswith("test/")] or metrics
+    unknown = [m for m in shown if m not in metrics]
+    if unknown:
+        raise ValueError(f"no job reports {', '.join(unknown)}; known: {', '.join(metrics)}")
     report = Report(sweep_dir, keys, groups, metrics, markdown_table(keys, groups, shown))
     marked_delta = _configured_delta(jobs)
     for writer in (

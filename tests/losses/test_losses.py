@@ -114,7 +114,11 @@ def test_requires_sets():
     """Each objective declares exactly the batch parts it reads."""
     assert CrossEntropyLoss.requires == {"id"}
     assert ConfidenceLoss.requires == {"id", "ood"}
-    assert ConfidenceMixupLoss.requires == {"id", "ood", "id_mix", "ood_mix"}
+    assert ConfidenceMixupLoss().requires == {"id", "ood", "id_mix", "ood_mix"}
+    assert ConfidenceMixupLoss(pairs="cross").requires == {"id", "ood", "cross_mix"}
+    assert ConfidenceMixupLoss(pairs="both").requires == {
+        "id", "ood", "id_mix", "ood_mix", "cross_mix"
+    }  # fmt: skip
 
 
 def test_cross_entropy_loss_matches_torch_and_hand_value():

@@ -1,0 +1,88 @@
+"""Real images without a download: scikit-learn's 8x8 handwritten digits (1797 images)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from oodmix.data.datamodule import EvalSet, OODDataModule, OODSplits
+
+
+def load_digit_images() -> tuple[np.ndarray, np.ndarray]:
+    """(images as 64 features in [0, 1], digit labels), from the copy scikit-learn ships."""
+    try:
+        from sklearn.datasets import load_digits
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            "data=digits needs scikit-learn: pip install 'oodmix[digits]'"
+        ) from error
+    digits = load_digits()
+    return (digits.data / 16.0).astype(np.float32), digits.target.astype(np.int64)
+
+
+class DigitsDataModule(OODDataModule):
+    """ID = some digit classes, OOD for training = others, OOD for testing = classes never seen.
+
+    Each run's seed shuffles the images, then: the ID images are split into train / val / test
+    by `fractions`; the OOD-training classes are split into training OOD and validation OOD
+    (so model selection never sees the test OOD classes); the test set holds the ID test images
+    and every image of the held-out classes. Input: the 64 pixel intensities scaled to [0, 1].
+    ID labels are renumbered 0..K-1 in the order of `id_classes`.
+    """
+
+    num_features = 64
+
+    def __init__(
+        self,
+        id_classes: Sequence[int] = (0, 1, 2, 3, 4),
+        ood_train_classes: Sequence[int] = (5, 6, 7),
+        ood_test_classes: Sequence[int] = (8, 9),
+        fractions: Sequence[float] = (0.6, 0.2, 0.2),
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        groups = [set(id_classes), set(ood_train_classes), set(ood_test_classes)]
+        if any(a & b for i, a in enumerate(groups) for b in groups[i + 1 :]):
+            raise ValueError(
+                "data.id_classes, data.ood_train_classes and data.ood_test_classes must not overlap"
+            )
+        if not all(c in range(10) for g in groups for c in g) or not all(groups):
+            raise ValueError("digit classes must be non-empty lists of digits 0-9")
+        if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) <= 0:
+            raise ValueError(f"data.fractions={list(fractions)}: three positive parts summing to 1")
+        self.id_classes = list(id_classes)
+        self.ood_train_classes = list(ood_train_classes)
+        self.ood_test_classes = list(ood_test_classes)
+        self.fractions = tuple(float(f) for f in fractions)
+        self.num_classes = len(self.id_classes)
+
+    def generate(self) -> OODSplits:
+        images, digits = load_digit_images()
+        order = np.random.default_rng(self.seed).permutation(len(digits))
+        images, digits = torch.from_numpy(images[order]), torch.from_numpy(digits[order])
+
+        def of(classes: list[int]) -> torch.Tensor:
+            return torch.isin(digits, torch.tensor(classes))
+
+        id_images, id_digits = images[of(self.id_classes)], digits[of(self.id_classes)]
+        relabel = {digit: k for k, digit in enumerate(self.id_classes)}
+        id_y = torch.tensor([relabel[int(d)] for d in id_digits])
+        n_train = int(self.fractions[0] * len(id_y))
+        n_val = int(self.fractions[1] * len(id_y))
+        ood_pool = images[of(self.ood_train_classes)]
+        n_ood_val = len(ood_pool) // 4  # a quarter of the OOD-training classes, for validation
+
+        def eval_set(id_part: slice, ood: torch.Tensor) -> EvalSet:
+            x = torch.cat([id_images[id_part], ood])
+            y = torch.cat([id_y[id_part], torch.full((len(ood),), -1)])
+            return EvalSet(x, y >= 0, y)
+
+        return OODSplits(
+            id_x=id_images[:n_train],
+            id_y=id_y[:n_train],
+            ood_x=ood_pool[n_ood_val:],
+            val=eval_set(slice(n_train, n_train + n_val), ood_pool[:n_ood_val]),
+            test=eval_set(slice(n_train + n_val, None), images[of(self.ood_test_classes)]),
+        )

@@ -1,0 +1,54 @@
+"""The terms of mixed samples, shared by every objective that trains on mixup batches.
+
+Which mixed parts a batch carries follows `mixup.pairs`:
+  within  id_mix  = ID x ID,   soft labels lam * onehot(y_i) + (1 - lam) * onehot(y_j)
+          ood_mix = OOD x OOD
+  cross   cross_mix = ID x OOD, soft target lam * onehot(y) + (1 - lam) * U  (MixOE)
+  both    all three
+The terms, each a mean over its own group:
+  ce_mix    = CE(soft labels, p(id_mix))                      weight 1
+  kl_mix    = KL(U || p(ood_mix))                             weight beta
+  ce_cross  = CE(lam * onehot(y) + (1 - lam) * U, p(cross_mix)) weight beta
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from oodmix.losses.functional import kl_uniform, soft_cross_entropy
+
+PAIRS = {
+    "within": frozenset({"id_mix", "ood_mix"}),
+    "cross": frozenset({"cross_mix"}),
+    "both": frozenset({"id_mix", "ood_mix", "cross_mix"}),
+}
+
+
+def mixed_parts(pairs: str) -> frozenset[str]:
+    """The batch parts `pairs` asks the datamodule for."""
+    if pairs not in PAIRS:
+        raise ValueError(
+            f"mixup.pairs={pairs!r} is not allowed: mixup.pairs must be one of within, cross, both"
+        )
+    return PAIRS[pairs]
+
+
+def mixed_terms(
+    logits: Mapping[str, torch.Tensor], batch: Mapping[str, Any], beta: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(weighted sum, named terms) of the mixed parts present in `logits`."""
+    terms: dict[str, torch.Tensor] = {}
+    total = torch.zeros((), device=next(iter(logits.values())).device)
+    if "id_mix" in logits:
+        terms["ce_mix"] = soft_cross_entropy(logits["id_mix"], batch["id_mix"][1])
+        total = total + terms["ce_mix"]
+    if "ood_mix" in logits:
+        terms["kl_mix"] = kl_uniform(logits["ood_mix"])
+        total = total + beta * terms["kl_mix"]
+    if "cross_mix" in logits:
+        terms["ce_cross"] = soft_cross_entropy(logits["cross_mix"], batch["cross_mix"][1])
+        total = total + beta * terms["ce_cross"]
+    return total, terms
