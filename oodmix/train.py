@@ -130,7 +130,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = build(cfg.data)
     loss = build(cfg.loss)
-    datamodule.request_parts(loss.requires)
+    try:
+        datamodule.request_parts(loss.requires)
+    except ValueError as error:  # e.g. a mixup loss with mixup=null
+        raise ConfigError(str(error)) from None
     net = build(
         cfg.model.net, in_features=datamodule.num_features, num_classes=datamodule.num_classes
     )

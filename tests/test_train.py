@@ -165,6 +165,12 @@ def test_last_tests_the_final_epoch(compose_config) -> None:
     assert metrics == pytest.approx({**metrics, **direct_detection_counts(cfg, last)}, abs=1e-6)
 
 
+def test_mixup_loss_without_mixup_config_is_one_line(compose_config) -> None:
+    """A loss that needs mixed batches with mixup=null: a ConfigError, not a traceback."""
+    with pytest.raises(ConfigError, match="needs mixed batches"):
+        train(compose_config("loss=mixoe", "mixup=null"))
+
+
 def test_trainer_choices_compose(compose_config) -> None:
     """trainer=cpu|gpu|auto pick the accelerator; everything else is shared."""
     accelerators = {

@@ -66,7 +66,9 @@ class Annulus:
         return offset.norm(dim=-1), angle
 
     def _in_sector(self, angle: torch.Tensor) -> torch.Tensor:
-        return (angle >= self.theta_start) & (angle <= self.theta_end)
+        # atan2 % 2 pi gives the closing ray of a sector that ends at 2 pi as angle 0.
+        inside = (angle >= self.theta_start) & (angle <= self.theta_end)
+        return inside | (angle + 2 * math.pi <= self.theta_end)
 
     def contains(self, points: torch.Tensor) -> torch.Tensor:
         radius, angle = self._polar(points)

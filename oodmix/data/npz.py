@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ def _load(path: str | Path, what: str) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data.{what}={path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"data.{what}={path}: not an .npz archive (write it with numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as stored:
             return {name: stored[name] for name in stored.files}
