@@ -163,7 +163,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics.update(
         seed=int(cfg.seed),
         loss=_choice("loss", type(loss).__name__),
-        detector=_choice("detector", type(instantiate(cfg.detector)).__name__),
+        detector=_choice("detector", str(cfg.detector._target_).rsplit(".", 1)[-1]),
     )
     if trainer.is_global_zero:
         write_json_atomic(output_dir / "metrics.json", metrics)
