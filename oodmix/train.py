@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,21 +53,26 @@ def _choice(group: str, fallback: str) -> str:
     return fallback
 
 
-def build(node: DictConfig, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, with a constructor's refusal of a value reported as one line.
+@contextmanager
+def refusals_as_config_errors() -> Iterator[None]:
+    """Turn a constructor's refusal of a value into a ConfigError (one line, exit 2).
 
-    oodmix's classes raise ConfigError or ValueError naming the key and what is allowed; Hydra
-    wraps those in a multi-line InstantiationException, which is unwrapped here.
+    oodmix's classes raise ValueError (or ConfigError) naming the key and what is allowed;
+    Hydra wraps those in a multi-line InstantiationException, which is unwrapped here.
     """
     try:
-        return instantiate(node, **kwargs)
+        yield
     except InstantiationException as error:
         cause = error.__cause__
-        if isinstance(cause, ConfigError):
+        if isinstance(cause, ConfigError):  # already one line, of its own kind (DataError)
             raise cause from None
         if isinstance(cause, ValueError):
             raise ConfigError(str(cause)) from None
         raise
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _logged(trainer: Any, prefix: str) -> dict[str, float]:
@@ -128,15 +135,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = build(cfg.data)
-    loss = build(cfg.loss)
-    try:
-        datamodule.request_parts(loss.requires)
-    except ValueError as error:  # e.g. a mixup loss with mixup=null
-        raise ConfigError(str(error)) from None
-    net = build(
-        cfg.model.net, in_features=datamodule.num_features, num_classes=datamodule.num_classes
-    )
+    with refusals_as_config_errors():
+        datamodule = instantiate(cfg.data)
+        loss = instantiate(cfg.loss)
+        datamodule.request_parts(loss.requires)  # refuses e.g. a mixup loss with mixup=null
+        net = instantiate(
+            cfg.model.net, in_features=datamodule.num_features, num_classes=datamodule.num_classes
+        )
     # Hydra's own section is present only when a config is composed with it (tests).
     run_config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
     module = OODClassifier(

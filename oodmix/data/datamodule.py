@@ -80,7 +80,8 @@ class OODDataModule(L.LightningDataModule):
         self.ood_batch_size = ood_batch_size  # None: as many as each ID batch
         self.eval_batch_size = eval_batch_size
         self.seed = seed
-        self.mixup = Mixup(**mixup) if mixup else None
+        # mixup.pairs is the loss's business: it decides which mixed parts it requests.
+        self.mixup = Mixup(alpha=mixup["alpha"]) if mixup else None
         self.drop_last = drop_last
         self.parts: frozenset[str] = frozenset({"id", "ood"})
         self.splits: OODSplits | None = None

@@ -16,13 +16,10 @@ import torch.nn.functional as F
 class Mixup:
     """Draws mixing weights lam ~ Beta(alpha, alpha) and mixes a batch with a shuffle of itself."""
 
-    def __init__(self, alpha: float, pairs: str = "within") -> None:
+    def __init__(self, alpha: float) -> None:
         if not alpha > 0:
             raise ValueError(f"mixup.alpha={alpha} is not allowed: alpha must be > 0")
         self.alpha = float(alpha)
-        # Which pairs are built is the loss's request (see OODDataModule.request_parts);
-        # `pairs` is kept for reference only.
-        self.pairs = pairs
         # Building a torch.distributions object costs more Python than a whole training step of
         # a tiny network, and the batch size rarely changes: keep one per (size, device).
         self._beta: dict[tuple[int, torch.device], torch.distributions.Beta] = {}
@@ -36,10 +33,6 @@ class Mixup:
                 concentration, concentration, validate_args=False
             )
         return self._beta[key].sample()
-
-    def mix_inputs(self, x: torch.Tensor, lam: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
-        """lam * x + (1 - lam) * x[partner]."""
-        return torch.lerp(x[partner], x, lam.to(x.dtype))
 
     def __call__(
         self, x: torch.Tensor, y: torch.Tensor | None = None, num_classes: int | None = None
@@ -57,7 +50,7 @@ class Mixup:
         n = x.shape[0]
         lam = self.sample_lam(n, x.device)
         partner = torch.randperm(n, device=x.device)
-        x_mix = self.mix_inputs(x, lam, partner)
+        x_mix = torch.lerp(x[partner], x, lam.to(x.dtype))  # lam * x + (1 - lam) * x[partner]
         if y is None:
             return x_mix, None
         if num_classes is None:

@@ -24,4 +24,3 @@ class TwoDisksDataModule(ShapesDataModule):
             for d in disks
         ]
         super().__init__(classes, **kwargs)
-        self.disks = self.regions

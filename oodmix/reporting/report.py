@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from oodmix.files import save_figure_atomic, write_text_atomic
 from oodmix.reporting import paper as paper_table
@@ -187,8 +188,6 @@ def build_report(sweep_dir: Path, paper: bool = False, columns: list[str] | None
 
 
 def _configured_delta(jobs: list[Job]) -> float:
-    from omegaconf import OmegaConf
-
     for job in jobs:
         config = job.path / ".hydra" / "config.yaml"
         if config.is_file():
