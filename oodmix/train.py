@@ -11,6 +11,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,21 @@ def format_results(metrics: dict[str, Any], threshold: str, output: Path) -> str
     return "\n".join(lines)
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train and test one run; write and return its metrics (flat: `test/<name>`, seed, loss)."""
+@dataclass
+class Run:
+    """What one training run is made of, built from its config (see `build_run`)."""
+
+    datamodule: Any
+    module: Any
+    trainer: Any
+    loss: Any
+
+
+def build_run(cfg: DictConfig) -> Run:
+    """Validate `cfg`, seed everything, and build the datamodule, model and trainer of a run.
+
+    Shared by `train` and the benchmarks, so that a benchmark times exactly what a run trains.
+    """
     validate(cfg)
     check_accelerator(cfg)
     import lightning as L
@@ -132,7 +146,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
-    output_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     with refusals_as_config_errors():
@@ -156,6 +169,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "test_ckpt=best is not allowed here: no checkpoint callback monitors a validation "
             "metric (callbacks.model_checkpoint is off); use test_ckpt=last"
         )
+    return Run(datamodule, module, trainer, loss)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test one run; write and return its metrics (flat: `test/<name>`, seed, loss)."""
+    run = build_run(cfg)
+    datamodule, module, trainer, loss = run.datamodule, run.module, run.trainer, run.loss
+    output_dir = Path(cfg.output_dir)
     trainer.fit(module, datamodule=datamodule)
 
     ckpt_path = tested_checkpoint(trainer, cfg.test_ckpt)

@@ -16,6 +16,7 @@ from oodmix.metrics import (
     ThresholdDetection,
     best_f1_threshold,
     precision_recall_f1,
+    publish,
     ranking_metrics,
     threshold_counts,
 )
@@ -97,7 +98,7 @@ class DetectionEvaluation(L.Callback):
             values.update({f"{stage}/{k}{suffix}": v for k, v in result.items()})
         return values
 
-    def _log(self, stage: str, pl_module: L.LightningModule) -> None:
+    def _log(self, stage: str, trainer: L.Trainer) -> None:
         metrics = self.metrics[stage]
         scores, is_id = metrics["bank"].compute()
         values = {f"{stage}/{k}": v for k, v in ranking_metrics(scores, is_id).items()}
@@ -111,12 +112,8 @@ class DetectionEvaluation(L.Callback):
         values[f"{stage}/acc"] = metrics["acc"].compute()
         for metric in metrics.values():
             metric.reset()
-        pl_module.log_dict(
-            {k: v.float().to(pl_module.device) for k, v in values.items()},
-            on_step=False,
-            on_epoch=True,
-            add_dataloader_idx=False,
-        )
+        # Metric states are synchronised by compute(): every process holds the same values.
+        publish(trainer, values)
 
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
@@ -129,8 +126,8 @@ class DetectionEvaluation(L.Callback):
         self._update(self.test_names[dataloader_idx], outputs, batch)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log("val", pl_module)
+        self._log("val", trainer)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for name in self.test_names:
-            self._log(name, pl_module)
+            self._log(name, trainer)

@@ -55,6 +55,7 @@ RULES: dict[str, Rule] = {
     "data.n_val": Rule(lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
     "data.n_test": Rule(lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
     "data.eval_batch_size": Rule(lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "data.steps_per_chunk": Rule(lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "trainer.max_epochs": Rule(lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "test_ckpt": Rule(lambda v: v in ("best", "last"), "'best' or 'last'"),
 }

@@ -74,6 +74,7 @@ class OODDataModule(L.LightningDataModule):
         seed: int = 0,
         mixup: DictConfig | dict | None = None,
         drop_last: bool = False,
+        steps_per_chunk: int = 16,
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -83,6 +84,7 @@ class OODDataModule(L.LightningDataModule):
         # mixup.pairs is the loss's business: it decides which mixed parts it requests.
         self.mixup = Mixup(alpha=mixup["alpha"]) if mixup else None
         self.drop_last = drop_last
+        self.steps_per_chunk = steps_per_chunk  # optimiser steps per Lightning batch
         self.parts: frozenset[str] = frozenset({"id", "ood"})
         self.splits: OODSplits | None = None
 
@@ -143,6 +145,7 @@ class OODDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world_size,
             drop_last=self.drop_last,
+            steps_per_chunk=self.steps_per_chunk,
         )
 
     def _eval_batches(self, eval_set: EvalSet) -> EvalBatches:
@@ -182,7 +185,16 @@ class OODDataModule(L.LightningDataModule):
             batch["cross_mix"] = self.mixup.cross(x, y, batch["ood"], self.num_classes)
         return batch
 
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        if "id" in batch and self.parts & MIXED_PARTS:
-            return self.add_mixed_parts(batch)
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        # The splits already live on the training device (setup), so batches are born there;
+        # Lightning's generic transfer would walk every tensor of every step for nothing.
+        if self.splits is not None and self.splits.id_x.device == device:
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def on_after_batch_transfer(self, batch: dict | list[dict], dataloader_idx: int):
+        # Training batches are chunks (lists of step batches); evaluation batches are dicts.
+        if isinstance(batch, list) and self.parts & MIXED_PARTS:
+            for step_batch in batch:
+                self.add_mixed_parts(step_batch)
         return batch

@@ -27,7 +27,12 @@ def shard(n: int, rank: int, world_size: int) -> slice:
 
 
 class TrainBatches:
-    """One epoch of training batches: {"id": (x, y), "ood": x_ood}.
+    """One epoch of training batches {"id": (x, y), "ood": x_ood}, in chunks of consecutive steps.
+
+    Iterating yields lists of up to `steps_per_chunk` step batches (the last chunk of an epoch
+    may be shorter); Lightning sees one chunk as one batch and OODClassifier takes one
+    optimiser step per step batch, which pays Lightning's per-batch cost once per chunk. The
+    step batches, and their order, do not depend on `steps_per_chunk`.
 
     Each epoch draws a fresh permutation of the ID set on the data's device, seeded by
     (seed, epoch) so that an epoch is reproducible on its own (and a resumed run sees the same
@@ -51,18 +56,28 @@ class TrainBatches:
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
+        steps_per_chunk: int = 1,
     ) -> None:
+        if steps_per_chunk < 1:
+            raise ValueError(f"steps_per_chunk={steps_per_chunk} is not allowed: it must be >= 1")
         self.id_x, self.id_y, self.ood_x = id_x, id_y, ood_x
         self.batch_size, self.ood_batch_size = batch_size, ood_batch_size
         self.seed, self.epoch = seed, epoch
         self.rank, self.world_size = rank, world_size
         self.drop_last = drop_last
+        self.steps_per_chunk = steps_per_chunk
         self.n_local = id_x.shape[0] // world_size if world_size > 1 else id_x.shape[0]
 
-    def __len__(self) -> int:
+    @property
+    def steps(self) -> int:
+        """Optimiser steps in one epoch (step batches)."""
         if self.drop_last:
             return self.n_local // self.batch_size
         return -(-self.n_local // self.batch_size)
+
+    def __len__(self) -> int:
+        """Chunks in one epoch: what Lightning counts as batches."""
+        return -(-self.steps // self.steps_per_chunk)
 
     def _generator(self) -> torch.Generator:
         generator = torch.Generator(device=self.id_x.device)
@@ -70,13 +85,24 @@ class TrainBatches:
         generator.manual_seed(self.seed * 1_000_003 + self.epoch())
         return generator
 
-    def __iter__(self) -> Iterator[dict]:
+    def __iter__(self) -> Iterator[list[dict]]:
+        chunk: list[dict] = []
+        for batch in self.step_batches():
+            chunk.append(batch)
+            if len(chunk) == self.steps_per_chunk:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def step_batches(self) -> Iterator[dict]:
+        """The epoch's step batches one by one: index slices of the device-resident tensors."""
         generator = self._generator()
         device = self.id_x.device
         order = torch.randperm(self.id_x.shape[0], generator=generator, device=device)
         if self.world_size > 1:
             order = order[self.rank :: self.world_size][: self.n_local]
-        steps = len(self)
+        steps = self.steps
         ood_order = None
         if self.ood_x is not None:
             # Enough shuffled OOD indices for every process's steps; repeated permutations

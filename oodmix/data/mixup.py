@@ -10,7 +10,16 @@ One lam is drawn per sample. Everything runs on the batch's device.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+
+def one_hot(y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """(N, K) one-hot rows of integer labels y, built on y's device.
+
+    F.one_hot checks the label range with .item() calls, which wait for the GPU on every
+    training step; the labels come from the datamodule, which has already checked them.
+    """
+    rows = torch.zeros(y.shape[0], num_classes, dtype=dtype, device=y.device)
+    return rows.scatter_(1, y[:, None], 1.0)
 
 
 class Mixup:
@@ -55,8 +64,8 @@ class Mixup:
             return x_mix, None
         if num_classes is None:
             raise ValueError("num_classes is needed to mix labelled samples")
-        one_hot = F.one_hot(y, num_classes).to(x_mix.dtype)
-        return x_mix, torch.lerp(one_hot[partner], one_hot, lam.to(x_mix.dtype))
+        labels = one_hot(y, num_classes, x_mix.dtype)
+        return x_mix, torch.lerp(labels[partner], labels, lam.to(x_mix.dtype))
 
     def cross(
         self, x_id: torch.Tensor, y: torch.Tensor, x_ood: torch.Tensor, num_classes: int
@@ -69,6 +78,6 @@ class Mixup:
         lam = self.sample_lam(n, x_id.device).to(x_id.dtype)
         partner = torch.randint(x_ood.shape[0], (n,), device=x_id.device)
         x_mix = torch.lerp(x_ood[partner], x_id, lam)
-        one_hot = F.one_hot(y, num_classes).to(x_mix.dtype)
-        uniform = torch.full_like(one_hot, 1.0 / num_classes)
-        return x_mix, torch.lerp(uniform, one_hot, lam)
+        labels = one_hot(y, num_classes, x_mix.dtype)
+        uniform = torch.full_like(labels, 1.0 / num_classes)
+        return x_mix, torch.lerp(uniform, labels, lam)

@@ -11,14 +11,17 @@ from torch import nn
 
 from oodmix.data.loaders import TRAIN_PARTS
 from oodmix.losses.base import OODLoss
+from oodmix.metrics.publish import publish
 
 
 class EpochMean:
-    """Sample-weighted means of the loss terms over an epoch, accumulated on the device.
+    """Sample-weighted means of the loss terms over an epoch.
 
-    Lightning's per-step `self.log` costs about a millisecond of Python per call, more than a
-    whole training step of a tiny network; one stacked add per step and one log per epoch
-    give the same epoch means.
+        mean_t = sum_s n_s * value_t,s / sum_s n_s    (s: steps, n_s: ID samples in step s)
+
+    A step only stacks its detached terms (one small tensor, kept on the device); the sum is
+    taken once at the end of the epoch. Per-step logging through Lightning costs about a
+    millisecond of Python per call, more than a whole training step of a tiny network.
     """
 
     def __init__(self) -> None:
@@ -26,21 +29,21 @@ class EpochMean:
 
     def reset(self) -> None:
         self.names: list[str] = []
-        self.sums: torch.Tensor | None = None
-        self.count = 0
+        self.values: list[torch.Tensor] = []
+        self.sizes: list[int] = []
 
     def update(self, terms: dict[str, torch.Tensor], batch_size: int) -> None:
-        values = torch.stack([value.detach() for value in terms.values()]) * batch_size
-        if self.sums is None:
-            self.names, self.sums = list(terms), values
-        else:
-            self.sums = self.sums + values
-        self.count += batch_size
+        if not self.names:
+            self.names = list(terms)
+        self.values.append(torch.stack([value.detach() for value in terms.values()]))
+        self.sizes.append(batch_size)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        if self.sums is None:
+        if not self.values:
             return {}
-        return dict(zip(self.names, self.sums / self.count))
+        values = torch.stack(self.values)
+        sizes = torch.tensor(self.sizes, dtype=values.dtype, device=values.device)
+        return dict(zip(self.names, (sizes @ values) / sizes.sum()))
 
 
 def part_inputs(part: str, value: Any) -> torch.Tensor:
@@ -49,7 +52,16 @@ def part_inputs(part: str, value: Any) -> torch.Tensor:
 
 
 class OODClassifier(L.LightningModule):
-    """Trains `net` with `loss` on batches {"id", "ood", "id_mix", "ood_mix"}.
+    """Trains `net` with `loss` on batches {"id", "ood", "id_mix", "ood_mix", "cross_mix"}.
+
+    A Lightning training batch is a *chunk*: a list of consecutive step batches (see
+    oodmix.data.loaders.TrainBatches), and `training_step` takes one optimiser step per step
+    batch. Lightning's per-batch machinery (hooks, progress tracking, the automatic
+    optimisation closure) costs about a millisecond of Python, more than a whole step of a
+    tiny network; a chunk pays it once for many steps. The steps themselves are those of an
+    ordinary loop, in the same order and with the same random draws, so the chunk length
+    (data.steps_per_chunk) never changes the weights; `trainer.global_step` counts optimiser
+    steps and `trainer.max_steps` stops inside a chunk.
 
     All parts a loss needs go through the network in one forward pass (one concatenation,
     one split), since per-call overhead dominates for a tiny network. Each term the loss
@@ -68,30 +80,54 @@ class OODClassifier(L.LightningModule):
         self.loss = loss
         self.optimizer_factory = optimizer
         self.epoch_terms = EpochMean()
+        # The batch parts fed through the network, in a fixed order.
+        self.parts = [part for part in TRAIN_PARTS if part in loss.requires]
+        # Optimiser steps are taken in training_step, one per step batch of a chunk.
+        self.automatic_optimization = False
         # The resolved run config travels in every checkpoint: a checkpoint says how it was made.
         self.save_hyperparameters({"config": config or {}})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def step_terms(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The loss terms of one step batch: {"loss": total, <term>: value, ...}."""
         missing = self.loss.requires - batch.keys()
         if missing:
             raise RuntimeError(
                 f"{type(self.loss).__name__} needs batch parts {sorted(self.loss.requires)}, "
                 f"but the batch has only {sorted(batch)}: missing {sorted(missing)}"
             )
-        parts = [part for part in TRAIN_PARTS if part in self.loss.requires]
-        inputs = [part_inputs(part, batch[part]) for part in parts]
+        inputs = [part_inputs(part, batch[part]) for part in self.parts]
         logits = self(torch.cat(inputs)).split([x.shape[0] for x in inputs])
-        terms = self.loss(dict(zip(parts, logits)), batch)
+        terms = self.loss(dict(zip(self.parts, logits)), batch)
         self.epoch_terms.update(terms, batch_size=inputs[0].shape[0])
-        return terms["loss"]
+        return terms
+
+    def _reached_max_steps(self) -> bool:
+        max_steps = self.trainer.max_steps
+        return max_steps is not None and 0 <= max_steps <= self.trainer.global_step
+
+    def training_step(self, chunk: list[dict], chunk_idx: int) -> None:
+        optimizer = self.optimizers()
+        for batch in chunk:
+            if self._reached_max_steps():
+                break
+            loss = self.step_terms(batch)["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
 
     def on_train_epoch_end(self) -> None:
+        """Log each term's epoch mean as `train/<name>` (mean over processes under DDP)."""
         means = self.epoch_terms.compute()
         self.epoch_terms.reset()
-        self.log_dict({f"train/{name}": value for name, value in means.items()}, sync_dist=True)
+        if not means:
+            return
+        values = torch.stack(list(means.values()))
+        if self.trainer.world_size > 1:
+            values = self.trainer.strategy.reduce(values, reduce_op="mean")
+        publish(self.trainer, {f"train/{name}": v for name, v in zip(means, values)})
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         return {"logits": self(batch["x"])}

@@ -26,19 +26,24 @@ def make_train(epoch: int = 0, **kwargs) -> TrainBatches:
     return TrainBatches(id_x, id_y, ood_x, epoch=lambda: epoch, **defaults)
 
 
+def step_batches(batches):
+    """The step batches of a loader (its chunks flattened), or a list of them as it is."""
+    return batches.step_batches() if isinstance(batches, TrainBatches) else batches
+
+
 def id_indices(batches) -> list[int]:
-    return [int(v) for batch in batches for v in batch["id"][0][:, 0].tolist()]
+    return [int(v) for batch in step_batches(batches) for v in batch["id"][0][:, 0].tolist()]
 
 
 def ood_indices(batches) -> list[int]:
-    return [int(-v) - 1 for batch in batches for v in batch["ood"][:, 0].tolist()]
+    return [int(-v) - 1 for batch in step_batches(batches) for v in batch["ood"][:, 0].tolist()]
 
 
 def test_batch_structure_and_sizes():
     """Dicts with "id" -> (x, y) and "ood" -> x; 7 full batches of 128, then the 104 left over."""
     loader = make_train()
-    batches = list(loader)
-    assert len(loader) == len(batches) == 8
+    batches = list(loader.step_batches())
+    assert loader.steps == len(batches) == 8
     for batch in batches:
         assert set(batch) == {"id", "ood"}
         x, y = batch["id"]
@@ -52,8 +57,8 @@ def test_batch_structure_and_sizes():
 def test_drop_last_drops_the_partial_batch():
     """drop_last keeps only the 7 full batches."""
     loader = make_train(drop_last=True)
-    batches = list(loader)
-    assert len(loader) == len(batches) == 7
+    batches = list(loader.step_batches())
+    assert loader.steps == len(batches) == 7
     assert all(batch["id"][0].shape[0] == 128 for batch in batches)
 
 
@@ -85,14 +90,14 @@ def test_epoch_callable_is_read_each_iteration():
 
 def test_ood_batches_have_ood_batch_size():
     """Every step, including the last short ID step, gets ood_batch_size OOD points."""
-    batches = list(make_train(ood_batch_size=50))
+    batches = list(make_train(ood_batch_size=50).step_batches())
     assert [batch["ood"].shape[0] for batch in batches] == [50] * 8
     assert all(batch["ood"].shape[1] == 2 for batch in batches)
 
 
 def test_ood_batches_follow_the_id_batch_by_default():
     """ood_batch_size=None: each OOD batch as large as its ID batch, the short last one too."""
-    batches = list(make_train(ood_batch_size=None))
+    batches = list(make_train(ood_batch_size=None).step_batches())
     assert [batch["ood"].shape[0] for batch in batches] == [128] * 7 + [104]
     assert [batch["id"][0].shape[0] for batch in batches] == [128] * 7 + [104]
     assert len(set(ood_indices(batches))) == 1000  # no OOD point twice within the epoch
@@ -100,7 +105,8 @@ def test_ood_batches_follow_the_id_batch_by_default():
 
 def test_ood_points_are_drawn_evenly_when_the_set_is_small():
     """An OOD set smaller than an epoch needs is reused evenly: counts differ by at most one."""
-    batches = list(make_train(n_ood=100, ood_batch_size=30))  # 8 steps * 30 = 240 draws
+    # 8 steps * 30 = 240 draws
+    batches = list(make_train(n_ood=100, ood_batch_size=30).step_batches())
     counts = Counter(ood_indices(batches))
     assert sum(counts.values()) == 240
     assert set(counts) == set(range(100))
@@ -111,14 +117,14 @@ def test_no_ood_part_without_ood_data():
     """ood_x=None gives ID-only batches."""
     id_x, id_y, _ = identity_data()
     loader = TrainBatches(id_x, id_y, None, 128, 128, seed=0, epoch=lambda: 0)
-    assert all(set(batch) == {"id"} for batch in loader)
+    assert all(set(batch) == {"id"} for batch in loader.step_batches())
 
 
 @pytest.mark.parametrize("n_id", [1000, 1001])
 def test_ddp_shards_are_disjoint_with_equal_steps(n_id):
     """world_size=2: ranks see disjoint ID (and OOD) points and run the same number of steps."""
     loaders = [make_train(n_id=n_id, world_size=2, rank=rank) for rank in (0, 1)]
-    batches = [list(loader) for loader in loaders]
+    batches = [list(loader.step_batches()) for loader in loaders]
     assert len(loaders[0]) == len(loaders[1]) == len(batches[0]) == len(batches[1])
     ids = [id_indices(b) for b in batches]
     assert len(ids[0]) == len(ids[1]) == n_id // 2

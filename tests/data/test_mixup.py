@@ -196,7 +196,7 @@ def test_no_mixed_parts_unless_requested():
     """By default (parts id, ood) the batch passes through unchanged."""
     dm = make_datamodule(mixup={"alpha": 1.0})
     batch = separated_batch()
-    out = dm.on_after_batch_transfer(dict(batch), 0)
+    out = dm.on_after_batch_transfer([dict(batch)], 0)[0]
     assert set(out) == {"id", "ood"}
     assert torch.equal(out["ood"], batch["ood"])
 
@@ -214,7 +214,7 @@ def test_only_requested_mixed_parts_added(parts):
     torch.manual_seed(9)
     dm = make_datamodule(mixup={"alpha": 1.0})
     dm.request_parts(parts)
-    out = dm.on_after_batch_transfer(separated_batch(), 0)
+    out = dm.on_after_batch_transfer([separated_batch()], 0)[0]
     assert set(out) == {"id", "ood"} | (parts & {"id_mix", "ood_mix"})
 
 
@@ -224,7 +224,7 @@ def test_mixed_parts_stay_within_their_group():
     dm = make_datamodule(mixup={"alpha": 0.5})
     dm.request_parts({"id", "ood", "id_mix", "ood_mix"})
     for _ in range(20):
-        out = dm.on_after_batch_transfer(separated_batch(), 0)
+        out = dm.on_after_batch_transfer([separated_batch()], 0)[0]
         x_mix, soft = out["id_mix"]
         assert in_region(x_mix, 101.0, 110.0)
         assert in_region(out["ood_mix"], -110.0, -101.0)
@@ -237,7 +237,7 @@ def test_mixed_batches_have_the_id_batch_size():
     torch.manual_seed(11)
     dm = make_datamodule(mixup={"alpha": 1.0})
     dm.request_parts({"id", "ood", "id_mix", "ood_mix"})
-    out = dm.on_after_batch_transfer(separated_batch(n_id=32, n_ood=32), 0)
+    out = dm.on_after_batch_transfer([separated_batch(n_id=32, n_ood=32)], 0)[0]
     assert out["id_mix"][0].shape == (32, 2)
     assert out["id_mix"][1].shape == (32, 2)
     assert out["ood_mix"].shape == (32, 2)
@@ -248,7 +248,7 @@ def test_mixed_parts_follow_their_source_sizes():
     torch.manual_seed(12)
     dm = make_datamodule(mixup={"alpha": 1.0})
     dm.request_parts({"id", "ood", "id_mix", "ood_mix"})
-    out = dm.on_after_batch_transfer(separated_batch(n_id=20, n_ood=48), 0)
+    out = dm.on_after_batch_transfer([separated_batch(n_id=20, n_ood=48)], 0)[0]
     assert out["id_mix"][0].shape == (20, 2)
     assert out["ood_mix"].shape == (48, 2)
 
@@ -275,7 +275,7 @@ def test_mixup_on_real_training_batches():
     dm = make_datamodule(mixup={"alpha": 1.0})
     dm.request_parts({"id", "ood", "id_mix", "ood_mix"})
     dm.setup("fit")
-    batch = next(iter(dm.train_dataloader()))
-    out = dm.on_after_batch_transfer(batch, 0)
-    assert out["id_mix"][0].shape == out["id"][0].shape
-    assert out["ood_mix"].shape == out["ood"].shape
+    chunk = next(iter(dm.train_dataloader()))
+    for out in dm.on_after_batch_transfer(chunk, 0):  # every step batch of the chunk
+        assert out["id_mix"][0].shape == out["id"][0].shape
+        assert out["ood_mix"].shape == out["ood"].shape

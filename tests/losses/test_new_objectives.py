@@ -306,11 +306,11 @@ def test_cross_mix_only_when_requested():
     batch["ood"] = torch.randn(8, 2, generator=g)
     dm = make_datamodule()
     dm.request_parts({"id", "ood"})
-    assert set(dm.on_after_batch_transfer(dict(batch), 0)) == {"id", "ood"}
+    assert set(dm.on_after_batch_transfer([dict(batch)], 0)[0]) == {"id", "ood"}
     dm.request_parts({"id", "ood", "id_mix"})
-    assert set(dm.on_after_batch_transfer(dict(batch), 0)) == {"id", "ood", "id_mix"}
+    assert set(dm.on_after_batch_transfer([dict(batch)], 0)[0]) == {"id", "ood", "id_mix"}
     dm.request_parts(MixtureOutlierExposureLoss().requires)
-    assert set(dm.on_after_batch_transfer(dict(batch), 0)) == {"id", "ood", "cross_mix"}
+    assert set(dm.on_after_batch_transfer([dict(batch)], 0)[0]) == {"id", "ood", "cross_mix"}
 
 
 def test_mixoe_datamodule_draws_ood_and_mixes_id_with_it():
@@ -319,7 +319,7 @@ def test_mixoe_datamodule_draws_ood_and_mixes_id_with_it():
     dm = make_datamodule()
     dm.request_parts(MixtureOutlierExposureLoss().requires)
     dm.setup("fit")
-    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)[0]
     assert set(batch) == {"id", "ood", "cross_mix"}
     x_id, y = batch["id"]
     x_mix, target = batch["cross_mix"]
@@ -336,7 +336,7 @@ def test_mixoe_datamodule_draws_ood_and_mixes_id_with_it():
     only_id = make_datamodule()
     only_id.request_parts({"id"})
     only_id.setup("fit")
-    assert set(next(iter(only_id.train_dataloader()))) == {"id"}
+    assert set(next(iter(only_id.train_dataloader()))[0]) == {"id"}
 
 
 # --- end to end ---------------------------------------------------------------------------------

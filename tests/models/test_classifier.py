@@ -47,7 +47,7 @@ def test_mlp_unknown_activation_rejected():
         MLP(2, 2, hidden=[4], activation="swishy")
 
 
-# --- OODClassifier.training_step ------------------------------------------------------------------
+# --- OODClassifier.step_terms --------------------------------------------------------------------
 
 
 def make_module(loss) -> OODClassifier:
@@ -78,28 +78,28 @@ def kl_uniform_direct(logits: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("missing", ["ood", "id_mix", "ood_mix"])
-def test_training_step_names_the_missing_part(missing):
+def test_step_terms_names_the_missing_part(missing):
     """A batch without a part the loss needs fails with a RuntimeError naming that part."""
     module = make_module(ConfidenceMixupLoss(beta=1.0))
     batch = make_batch()
     del batch[missing]
     with pytest.raises(RuntimeError, match=f"missing.*'{missing}'"):
-        module.training_step(batch, 0)
+        module.step_terms(batch)["loss"]
 
 
-def test_training_step_confidence_loss_missing_ood():
+def test_step_terms_confidence_loss_missing_ood():
     """ConfidenceLoss on an ID-only batch names "ood" as missing."""
     module = make_module(ConfidenceLoss(beta=1.0))
     with pytest.raises(RuntimeError, match="ood"):
-        module.training_step({"id": make_batch()["id"]}, 0)
+        module.step_terms({"id": make_batch()["id"]})
 
 
-def test_training_step_mixup_loss_matches_direct_computation():
+def test_step_terms_mixup_loss_matches_direct_computation():
     """The returned scalar equals the objective computed from net(x) on each part separately."""
     beta = 0.7
     module = make_module(ConfidenceMixupLoss(beta=beta))
     batch = make_batch(n=6, n_ood=10)  # groups of different sizes
-    loss = module.training_step(batch, 0)
+    loss = module.step_terms(batch)["loss"]
     assert loss.dim() == 0 and loss.requires_grad
     with torch.no_grad():
         net = module.net
@@ -113,11 +113,11 @@ def test_training_step_mixup_loss_matches_direct_computation():
     assert abs(loss.item() - expected.item()) < 1e-5
 
 
-def test_training_step_ce_ignores_unneeded_parts():
+def test_step_terms_ce_ignores_unneeded_parts():
     """Cross-entropy uses only the ID part, even when the batch carries OOD points."""
     module = make_module(CrossEntropyLoss())
     batch = make_batch()
-    loss = module.training_step(batch, 0)
+    loss = module.step_terms(batch)["loss"]
     x, y = batch["id"]
     with torch.no_grad():
         expected = -log_softmax_direct(module.net(x))[torch.arange(x.shape[0]), y].mean()
@@ -125,10 +125,10 @@ def test_training_step_ce_ignores_unneeded_parts():
     assert abs(loss.item() - expected.item()) < 1e-5
 
 
-def test_training_step_gradients_reach_the_network():
+def test_step_terms_gradients_reach_the_network():
     """Backpropagating the returned loss gives nonzero gradients for every layer."""
     module = make_module(ConfidenceMixupLoss(beta=1.0))
-    module.training_step(make_batch(), 0).backward()
+    module.step_terms(make_batch())["loss"].backward()
     assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in module.parameters())
 
 
