@@ -1,0 +1,422 @@
+"""oodmix's training speed against a plain-PyTorch loop, and what a user waits for.
+
+    .venv/bin/python benchmarks/performance.py            # about 6 minutes on 2 CPU cores
+
+Measures, and prints as a table:
+  1. Training time of oodmix (its LightningModule, datamodule and Trainer, built from the
+     shipped config exactly as `oodmix-train` builds them) against benchmarks/reference_loop.py
+     on identical work: same data tensors, initial weights, optimiser, objective, batch size
+     and number of optimiser steps, with validation and checkpointing off on both sides. The
+     two are alternated in one process after a warm-up; medians and their ratio are reported,
+     and the final weights of the two are compared (they must agree: same work).
+     For ce, ce_kl and ce_kl_mixup, at 4 thousand, 400 thousand and 4 million training points
+     (half ID, half OOD), on the CPU, and on the GPU too when one is present.
+  2. Time per epoch of oodmix at each size (linear in the number of points when nothing is
+     copied per epoch) and the data's address across epochs (the same tensors every epoch).
+  3. Whole-process time and peak resident memory of a default `oodmix-train`, time per job of
+     a 15-job multirun, and the peak resident memory of a run on 4 million points.
+
+Writes <out>/performance.json, <out>/performance.png and <out>/table.md (default
+outputs/benchmarks/performance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_loop import OBJECTIVES, reference_fit
+
+from oodmix.config.paths import config_dir
+from oodmix.files import save_figure_atomic, write_json_atomic, write_text_atomic
+from oodmix.train import build_run
+
+SIZES = (4_000, 400_000, 4_000_000)
+TARGET_RATIO = 1.3
+
+
+def run_config(objective: str, n_points: int, steps: int, device: str, out: str, epochs=None):
+    """The shipped config for `objective` on two_disks with n_points training points (half ID,
+    half OOD), training only: no validation, checkpoints, logger or callbacks."""
+    per_disk = n_points // 4
+    length = (
+        [f"trainer.max_epochs={epochs}"]
+        if epochs
+        else [f"+trainer.max_steps={steps}", "trainer.max_epochs=1000000"]
+    )
+    overrides = [
+        f"loss={objective}",
+        f"trainer={'gpu' if device == 'cuda' else 'cpu'}",
+        f"data.disks.0.n_train={per_disk}",
+        f"data.disks.1.n_train={per_disk}",
+        f"data.n_ood_train={n_points // 2}",
+        "~callbacks",
+        "logger=none",
+        "test_ckpt=last",
+        "+trainer.limit_val_batches=0",
+        "+trainer.enable_checkpointing=false",
+        f"output_dir={out}",
+        *length,
+    ]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+class Contender:
+    """One side of the comparison: `prepare()` builds a fresh run, `fit()` trains it."""
+
+    def __init__(self, objective: str, cfg: Any, splits: Any, device: str) -> None:
+        self.objective, self.cfg, self.splits, self.device = objective, cfg, splits, device
+        self.initial = build_run(cfg).module.net.state_dict()
+
+    def prepare(self) -> None:
+        raise NotImplementedError
+
+    def fit(self) -> None:
+        raise NotImplementedError
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class OodmixContender(Contender):
+    def prepare(self) -> None:
+        self.run = build_run(self.cfg)
+        self.run.module.net.load_state_dict(self.initial)
+        self.run.datamodule.splits = self.splits  # the data, generated once and on the device
+        torch.manual_seed(self.cfg.seed)  # mixup's draws start from the same state on both sides
+
+    def fit(self) -> None:
+        self.run.trainer.fit(self.run.module, datamodule=self.run.datamodule)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.run.module.net.state_dict()
+
+
+class ReferenceContender(Contender):
+    def prepare(self) -> None:
+        self.net = instantiate(
+            self.cfg.model.net, in_features=2, num_classes=2
+        )  # same class as oodmix's
+        self.net.load_state_dict(self.initial)
+        self.net.to(self.device)
+        self.optimizer = instantiate(self.cfg.model.optimizer)(self.net.parameters())
+        torch.manual_seed(self.cfg.seed)
+
+    def fit(self) -> None:
+        s = self.splits
+        reference_fit(
+            self.net,
+            self.optimizer,
+            s.id_x,
+            s.id_y,
+            s.ood_x,
+            self.objective,
+            steps=self.cfg.trainer.max_steps,
+            batch_size=self.cfg.data.batch_size,
+            beta=self.cfg.beta,
+            alpha=self.cfg.mixup.alpha,
+            seed=self.cfg.seed,
+        )
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.net.state_dict()
+
+
+def timed(contender: Contender) -> float:
+    contender.prepare()
+    synchronize(contender.device)
+    start = time.perf_counter()
+    contender.fit()
+    synchronize(contender.device)
+    return time.perf_counter() - start
+
+
+def max_weight_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    return max(float((a[k].float().cpu() - b[k].float().cpu()).abs().max()) for k in a)
+
+
+def compare(objective: str, n_points: int, steps: int, repeats: int, device: str, out: str):
+    """Median training times of oodmix and the reference loop, alternated, after a warm-up."""
+    cfg = run_config(objective, n_points, steps, device, out)
+    generate = build_run(cfg).datamodule
+    splits = generate.generate().to(torch.device(device))
+    sides = {
+        "oodmix": OodmixContender(objective, cfg, splits, device),
+        "reference": ReferenceContender(objective, cfg, splits, device),
+    }
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for side in sides.values():  # warm-up: first-call costs belong to neither side
+        timed(side)
+    difference = max_weight_difference(sides["oodmix"].weights(), sides["reference"].weights())
+    for repeat in range(repeats):
+        order = list(sides) if repeat % 2 == 0 else list(reversed(sides))
+        for name in order:
+            times[name].append(timed(sides[name]))
+    oodmix, reference = (statistics.median(times[name]) for name in ("oodmix", "reference"))
+    return {
+        "objective": objective,
+        "n_points": n_points,
+        "device": device,
+        "steps": steps,
+        "batch_size": int(cfg.data.batch_size),
+        "oodmix_s": oodmix,
+        "reference_s": reference,
+        "ratio": oodmix / reference,
+        "oodmix_all_s": times["oodmix"],
+        "reference_all_s": times["reference"],
+        "max_weight_difference": difference,
+    }
+
+
+class EpochClock:
+    """A Lightning callback that times each training epoch and notes where the data lives."""
+
+    def __new__(cls):  # built lazily: Lightning is imported by build_run
+        import lightning as L
+
+        class _EpochClock(L.Callback):
+            def __init__(self) -> None:
+                self.seconds: list[float] = []
+                self.data_pointers: set[int] = set()
+
+            def on_train_epoch_start(self, trainer, module) -> None:
+                synchronize(module.device.type)
+                self.data_pointers.add(trainer.datamodule.splits.id_x.data_ptr())
+                self.start = time.perf_counter()
+
+            def on_train_epoch_end(self, trainer, module) -> None:
+                synchronize(module.device.type)
+                self.seconds.append(time.perf_counter() - self.start)
+
+        return _EpochClock()
+
+
+def epoch_times(n_points: int, epochs: int, device: str, out: str) -> dict[str, Any]:
+    """Seconds per epoch of ce_kl_mixup at n_points (median over epochs after the first)."""
+    cfg = run_config("ce_kl_mixup", n_points, 0, device, out, epochs=epochs)
+    run = build_run(cfg)
+    clock = EpochClock()
+    run.trainer.callbacks.append(clock)
+    run.datamodule.setup("fit")  # generating the data is not an epoch
+    run.trainer.fit(run.module, datamodule=run.datamodule)
+    measured = clock.seconds[1:] if len(clock.seconds) > 1 else clock.seconds
+    seconds = statistics.median(measured)
+    return {
+        "n_points": n_points,
+        "device": device,
+        "epochs": epochs,
+        "steps_per_epoch": run.datamodule.train_dataloader().steps,
+        "epoch_s": seconds,
+        "us_per_point": seconds / n_points * 1e6,
+        "same_tensors_every_epoch": len(clock.data_pointers) == 1,
+    }
+
+
+def run_process(args: list[str], cwd: str) -> dict[str, float]:
+    """Wall time and peak resident memory of one `python -m oodmix ...` process."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oodmix", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"oodmix {' '.join(args)} failed:\n{stderr}")
+    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def whole_process(repeats: int, workdir: str) -> dict[str, Any]:
+    default = [
+        run_process([f"hydra.run.dir={workdir}/default{i}"], workdir) for i in range(repeats)
+    ]
+    start = time.perf_counter()
+    run_process(
+        ["-m", "loss=ce,ce_kl,ce_kl_mixup", "seed=0,1,2,3,4", f"hydra.sweep.dir={workdir}/sweep"],
+        workdir,
+    )
+    sweep = time.perf_counter() - start
+    big = run_process(
+        [
+            "data.disks.0.n_train=1000000",
+            "data.disks.1.n_train=1000000",
+            "data.n_ood_train=2000000",
+            "trainer.max_epochs=1",
+            "plots=false",
+            f"hydra.run.dir={workdir}/big",
+        ],
+        workdir,
+    )
+    return {
+        "default_run_s": statistics.median(r["wall_s"] for r in default),
+        "default_run_all_s": [r["wall_s"] for r in default],
+        "default_run_peak_rss_mb": max(r["peak_rss_mb"] for r in default),
+        "multirun_15_jobs_s": sweep,
+        "multirun_per_job_s": sweep / 15,
+        "run_4m_points_peak_rss_mb": big["peak_rss_mb"],
+        "run_4m_points_s": big["wall_s"],
+    }
+
+
+def format_table(results: dict[str, Any]) -> str:
+    lines = [
+        "| device | points | objective | oodmix (s) | plain PyTorch (s) | ratio |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for r in results["training"]:
+        lines.append(
+            f"| {r['device']} | {r['n_points']:,} | {r['objective']} | {r['oodmix_s']:.3f} "
+            f"| {r['reference_s']:.3f} | {r['ratio']:.2f} |"
+        )
+    steps, batch = results["training"][0]["steps"], results["training"][0]["batch_size"]
+    lines += [
+        "",
+        f"{steps} optimiser steps at batch {batch}; medians of {results['repeats']} "
+        "alternated repetitions.",
+        "",
+        "| device | points | steps per epoch | seconds per epoch | µs per point |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for e in results["epochs"]:
+        lines.append(
+            f"| {e['device']} | {e['n_points']:,} | {e['steps_per_epoch']:,} | "
+            f"{e['epoch_s']:.3f} | {e['us_per_point']:.3f} |"
+        )
+    process = results.get("process")
+    if process:
+        lines += [
+            "",
+            "| whole process | value |",
+            "|---|---:|",
+            f"| default `oodmix-train` (wall, median) | {process['default_run_s']:.1f} s |",
+            f"| default `oodmix-train` peak RSS | {process['default_run_peak_rss_mb']:.0f} MB |",
+            f"| 15-job multirun, per job | {process['multirun_per_job_s']:.2f} s |",
+            f"| 4M-point run (1 epoch) peak RSS | {process['run_4m_points_peak_rss_mb']:.0f} MB |",
+        ]
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    rows = results["training"]
+    labels = sorted({(r["device"], r["n_points"]) for r in rows})
+    objectives = [o for o in OBJECTIVES if any(r["objective"] == o for r in rows)]
+    width = 0.8 / len(objectives)
+    for k, objective in enumerate(objectives):
+        ratios = [
+            next(
+                r["ratio"]
+                for r in rows
+                if (r["device"], r["n_points"]) == label and r["objective"] == objective
+            )
+            for label in labels
+        ]
+        left.bar([i + k * width for i in range(len(labels))], ratios, width, label=objective)
+    left.axhline(TARGET_RATIO, color="black", linestyle="--", linewidth=1, label="target 1.3")
+    left.axhline(1.0, color="grey", linewidth=0.8)
+    left.set_xticks([i + width for i in range(len(labels))])
+    left.set_xticklabels([f"{d}\n{n:,}" for d, n in labels])
+    left.set_ylabel("oodmix / plain PyTorch (training time)")
+    left.legend(fontsize=8)
+    for device in sorted({e["device"] for e in results["epochs"]}):
+        points = [e for e in results["epochs"] if e["device"] == device]
+        right.loglog(
+            [e["n_points"] for e in points], [e["epoch_s"] for e in points], "o-", label=device
+        )
+    right.set_xlabel("training points")
+    right.set_ylabel("seconds per epoch (ce_kl_mixup)")
+    right.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def devices() -> list[str]:
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--objectives", nargs="+", default=list(OBJECTIVES), choices=OBJECTIVES)
+    parser.add_argument("--steps", type=int, default=800, help="optimiser steps per timed run")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-process", action="store_true", help="skip the whole-process runs")
+    parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/performance"))
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.repeats < 1 or min(args.sizes) < 4:
+        parser.error("--steps and --repeats must be >= 1 and every size >= 4")
+
+    results: dict[str, Any] = {
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        },
+        "repeats": args.repeats,
+        "training": [],
+        "epochs": [],
+    }
+    progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    with tempfile.TemporaryDirectory() as workdir:
+        for device in devices():
+            for n_points in args.sizes:
+                for objective in args.objectives:
+                    row = compare(objective, n_points, args.steps, args.repeats, device, workdir)
+                    results["training"].append(row)
+                    progress(
+                        f"{device} {n_points:>9,} {objective:<12} oodmix {row['oodmix_s']:.3f} s"
+                        f"  reference {row['reference_s']:.3f} s  ratio {row['ratio']:.2f}"
+                        f"  max |weight difference| {row['max_weight_difference']:.1e}"
+                    )
+                # Many short epochs at the smallest size, one at the largest.
+                epochs = max(1, min(40, 160_000 // n_points))
+                results["epochs"].append(epoch_times(n_points, epochs, device, workdir))
+        if not args.no_process:
+            results["process"] = whole_process(3, workdir)
+    table = format_table(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out / "performance.json", results)
+    write_text_atomic(args.out / "table.md", table + "\n")
+    save_figure_atomic(plot(results), args.out / "performance.png")
+    print(table)
+    print(f"\nwritten to {args.out}/performance.json, performance.png, table.md")
+    return results
+
+
+if __name__ == "__main__":
+    main()
