@@ -234,24 +234,52 @@ def epoch_times(n_points: int, epochs: int, device: str, out: str) -> dict[str, 
     }
 
 
-def run_process(args: list[str], cwd: str) -> dict[str, float]:
-    """Wall time and peak resident memory of one `python -m oodmix ...` process."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+# Runs `python -m oodmix` and, at exit, writes the process's own peak resident memory (VmHWM
+# of its address space). The rusage of a child is no good here: Linux carries the parent's
+# peak across fork and exec, so every child would report at least this benchmark's own peak.
+PEAK_MEMORY_WRAPPER = """
+import atexit, os, runpy, sys
+def report():
+    with open("/proc/self/status") as status:
+        kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    with open(os.environ["OODMIX_PEAK_RSS_FILE"], "w") as out:
+        out.write(str(kb))
+atexit.register(report)
+sys.argv[0] = "oodmix"
+runpy.run_module("oodmix", run_name="__main__", alter_sys=True)
+"""
+
+
+def run_process(args: list[str], cwd: str) -> dict[str, float | None]:
+    """Wall time and peak resident memory (MB; None without /proc) of `python -m oodmix ...`."""
+    peak_file = Path(cwd) / "peak_rss_kb"
+    peak_file.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OODMIX_PEAK_RSS_FILE": str(peak_file)}
     start = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "oodmix", *args],
+    process = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY_WRAPPER, *args],
         cwd=cwd,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
     )
-    _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
-    stderr = process.stderr.read().decode() if process.stderr else ""
-    process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        raise RuntimeError(f"oodmix {' '.join(args)} failed:\n{stderr}")
-    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+        raise RuntimeError(f"oodmix {' '.join(args)} failed:\n{process.stderr}")
+    peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else None
+    return {"wall_s": wall, "peak_rss_mb": peak}
+
+
+def import_time(repeats: int) -> float:
+    """Seconds to start Python and import what every oodmix-train process imports."""
+    code = "import torch, lightning.pytorch, torchmetrics, hydra, matplotlib.pyplot"
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def whole_process(repeats: int, workdir: str) -> dict[str, Any]:
@@ -276,12 +304,13 @@ def whole_process(repeats: int, workdir: str) -> dict[str, Any]:
         workdir,
     )
     return {
+        "imports_s": import_time(repeats),
         "default_run_s": statistics.median(r["wall_s"] for r in default),
         "default_run_all_s": [r["wall_s"] for r in default],
-        "default_run_peak_rss_mb": max(r["peak_rss_mb"] for r in default),
+        "default_run_peak_rss_mb": max(r["peak_rss_mb"] or 0 for r in default),
         "multirun_15_jobs_s": sweep,
         "multirun_per_job_s": sweep / 15,
-        "run_4m_points_peak_rss_mb": big["peak_rss_mb"],
+        "run_4m_points_peak_rss_mb": big["peak_rss_mb"] or 0,
         "run_4m_points_s": big["wall_s"],
     }
 
@@ -317,6 +346,8 @@ def format_table(results: dict[str, Any]) -> str:
             "| whole process | value |",
             "|---|---:|",
             f"| default `oodmix-train` (wall, median) | {process['default_run_s']:.1f} s |",
+            f"| of which starting Python and importing torch, Lightning, torchmetrics, Hydra "
+            f"| {process['imports_s']:.1f} s |",
             f"| default `oodmix-train` peak RSS | {process['default_run_peak_rss_mb']:.0f} MB |",
             f"| 15-job multirun, per job | {process['multirun_per_job_s']:.2f} s |",
             f"| 4M-point run (1 epoch) peak RSS | {process['run_4m_points_peak_rss_mb']:.0f} MB |",
