@@ -23,6 +23,7 @@ outputs/benchmarks/performance).
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -50,7 +52,9 @@ SIZES = (4_000, 400_000, 4_000_000)
 TARGET_RATIO = 1.3
 
 
-def run_config(objective: str, n_points: int, steps: int, device: str, out: str, epochs=None):
+def run_config(
+    objective: str, n_points: int, steps: int, device: str, out: str, epochs: int | None = None
+):
     """The shipped config for `objective` on two_disks with n_points training points (half ID,
     half OOD), training only: no validation, checkpoints, logger or callbacks."""
     per_disk = n_points // 4
@@ -88,7 +92,7 @@ class Contender:
 
     def __init__(self, objective: str, cfg: Any, splits: Any, device: str) -> None:
         self.objective, self.cfg, self.splits, self.device = objective, cfg, splits, device
-        self.initial = build_run(cfg).module.net.state_dict()
+        self.initial_net = build_run(cfg).module.net  # both sides start from these weights
 
     def prepare(self) -> None:
         raise NotImplementedError
@@ -103,7 +107,7 @@ class Contender:
 class OodmixContender(Contender):
     def prepare(self) -> None:
         self.run = build_run(self.cfg)
-        self.run.module.net.load_state_dict(self.initial)
+        self.run.module.net.load_state_dict(self.initial_net.state_dict())
         self.run.datamodule.splits = self.splits  # the data, generated once and on the device
         torch.manual_seed(self.cfg.seed)  # mixup's draws start from the same state on both sides
 
@@ -116,11 +120,7 @@ class OodmixContender(Contender):
 
 class ReferenceContender(Contender):
     def prepare(self) -> None:
-        self.net = instantiate(
-            self.cfg.model.net, in_features=2, num_classes=2
-        )  # same class as oodmix's
-        self.net.load_state_dict(self.initial)
-        self.net.to(self.device)
+        self.net = copy.deepcopy(self.initial_net).to(self.device)  # oodmix's network class
         self.optimizer = instantiate(self.cfg.model.optimizer)(self.net.parameters())
         torch.manual_seed(self.cfg.seed)
 
@@ -160,8 +160,7 @@ def max_weight_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]
 def compare(objective: str, n_points: int, steps: int, repeats: int, device: str, out: str):
     """Median training times of oodmix and the reference loop, alternated, after a warm-up."""
     cfg = run_config(objective, n_points, steps, device, out)
-    generate = build_run(cfg).datamodule
-    splits = generate.generate().to(torch.device(device))
+    splits = build_run(cfg).datamodule.generate().to(torch.device(device))
     sides = {
         "oodmix": OodmixContender(objective, cfg, splits, device),
         "reference": ReferenceContender(objective, cfg, splits, device),
@@ -190,27 +189,21 @@ def compare(objective: str, n_points: int, steps: int, repeats: int, device: str
     }
 
 
-class EpochClock:
-    """A Lightning callback that times each training epoch and notes where the data lives."""
+class EpochClock(L.Callback):
+    """Times each training epoch and notes the address of the training data at its start."""
 
-    def __new__(cls):  # built lazily: Lightning is imported by build_run
-        import lightning as L
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.data_pointers: set[int] = set()
 
-        class _EpochClock(L.Callback):
-            def __init__(self) -> None:
-                self.seconds: list[float] = []
-                self.data_pointers: set[int] = set()
+    def on_train_epoch_start(self, trainer, module) -> None:
+        synchronize(module.device.type)
+        self.data_pointers.add(trainer.datamodule.splits.id_x.data_ptr())
+        self.start = time.perf_counter()
 
-            def on_train_epoch_start(self, trainer, module) -> None:
-                synchronize(module.device.type)
-                self.data_pointers.add(trainer.datamodule.splits.id_x.data_ptr())
-                self.start = time.perf_counter()
-
-            def on_train_epoch_end(self, trainer, module) -> None:
-                synchronize(module.device.type)
-                self.seconds.append(time.perf_counter() - self.start)
-
-        return _EpochClock()
+    def on_train_epoch_end(self, trainer, module) -> None:
+        synchronize(module.device.type)
+        self.seconds.append(time.perf_counter() - self.start)
 
 
 def epoch_times(n_points: int, epochs: int, device: str, out: str) -> dict[str, Any]:

@@ -125,9 +125,8 @@ class Run:
     """What one training run is made of, built from its config (see `build_run`)."""
 
     datamodule: Any
-    module: Any
+    module: Any  # OODClassifier; its objective is module.loss
     trainer: Any
-    loss: Any
 
 
 def build_run(cfg: DictConfig) -> Run:
@@ -169,13 +168,13 @@ def build_run(cfg: DictConfig) -> Run:
             "test_ckpt=best is not allowed here: no checkpoint callback monitors a validation "
             "metric (callbacks.model_checkpoint is off); use test_ckpt=last"
         )
-    return Run(datamodule, module, trainer, loss)
+    return Run(datamodule, module, trainer)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one run; write and return its metrics (flat: `test/<name>`, seed, loss)."""
     run = build_run(cfg)
-    datamodule, module, trainer, loss = run.datamodule, run.module, run.trainer, run.loss
+    datamodule, module, trainer = run.datamodule, run.module, run.trainer
     output_dir = Path(cfg.output_dir)
     trainer.fit(module, datamodule=datamodule)
 
@@ -188,7 +187,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics.update(_logged(trainer, "test"))  # test/*, and test_near/*, test_far/* if present
     metrics.update(
         seed=int(cfg.seed),
-        loss=_choice("loss", type(loss).__name__),
+        loss=_choice("loss", type(module.loss).__name__),
         detector=_choice("detector", str(cfg.detector._target_).rsplit(".", 1)[-1]),
     )
     if trainer.is_global_zero:

@@ -27,16 +27,15 @@ def publish(trainer: Any, metrics: Mapping[str, torch.Tensor | float]) -> None:
     """
     if not metrics:
         return
-    tensors = {
-        name: (value.detach().float().cpu() if torch.is_tensor(value) else torch.tensor(value))
-        for name, value in metrics.items()
-    }
-    trainer.callback_metrics.update(tensors)
-    trainer.progress_bar_metrics.update({name: float(v) for name, v in tensors.items()})
-    if not trainer.loggers:
-        return
-    scalars: dict[str, float] = {name: float(value) for name, value in tensors.items()}
-    scalars["epoch"] = trainer.current_epoch
+    # One stack and one copy to the host: a copy per value would wait for the GPU each time.
+    first = next((v for v in metrics.values() if torch.is_tensor(v)), None)
+    device = first.device if first is not None else None
+    stacked = torch.stack(
+        [torch.as_tensor(v, device=device).detach().float().reshape(()) for v in metrics.values()]
+    )
+    scalars = dict(zip(metrics, stacked.tolist()))
+    trainer.callback_metrics.update({name: torch.tensor(v) for name, v in scalars.items()})
+    trainer.progress_bar_metrics.update(scalars)
     for logger in trainer.loggers:
-        logger.log_metrics(scalars, step=trainer.global_step)
+        logger.log_metrics({**scalars, "epoch": trainer.current_epoch}, step=trainer.global_step)
         logger.save()

@@ -100,23 +100,19 @@ class OODClassifier(L.LightningModule):
             )
         inputs = [part_inputs(part, batch[part]) for part in self.parts]
         logits = self(torch.cat(inputs)).split([x.shape[0] for x in inputs])
-        terms = self.loss(dict(zip(self.parts, logits)), batch)
-        self.epoch_terms.update(terms, batch_size=inputs[0].shape[0])
-        return terms
-
-    def _reached_max_steps(self) -> bool:
-        max_steps = self.trainer.max_steps
-        return max_steps is not None and 0 <= max_steps <= self.trainer.global_step
+        return self.loss(dict(zip(self.parts, logits)), batch)
 
     def training_step(self, chunk: list[dict], chunk_idx: int) -> None:
+        max_steps = self.trainer.max_steps  # -1: no limit; Lightning checks it between chunks
+        if max_steps is not None and max_steps >= 0:
+            chunk = chunk[: max(max_steps - self.trainer.global_step, 0)]
         optimizer = self.optimizers()
         for batch in chunk:
-            if self._reached_max_steps():
-                break
-            loss = self.step_terms(batch)["loss"]
+            terms = self.step_terms(batch)
             optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
+            self.manual_backward(terms["loss"])
             optimizer.step()
+            self.epoch_terms.update(terms, batch_size=batch["id"][0].shape[0])
 
     def on_train_epoch_end(self) -> None:
         """Log each term's epoch mean as `train/<name>` (mean over processes under DDP)."""

@@ -121,7 +121,7 @@ def test_training_path_has_no_collate_no_copies_and_no_host_syncs(compose_config
       collate runs (both are made to raise);
     - every epoch reads the very same split tensors (nothing copied per epoch), and every step
       batch is the rows of those tensors that its indices name;
-    - batch slicing, mixup and the forward pass plus loss run no op that waits for the device
+    - batch slicing, mixup, the forward pass plus loss and the epoch-mean update run no op that waits for the device
       (.item(), nonzero, ...) or copies to another device.
     """
 
@@ -153,7 +153,14 @@ def test_training_path_has_no_collate_no_copies_and_no_host_syncs(compose_config
             checked_batches.append(batch)
             yield batch
 
+    original_update = EpochMean.update
+
+    def watched_update(self, terms, batch_size):
+        with recorder:
+            original_update(self, terms, batch_size)
+
     monkeypatch.setattr(OODClassifier, "step_terms", watched_step_terms)
+    monkeypatch.setattr(EpochMean, "update", watched_update)
     monkeypatch.setattr(TrainBatches, "step_batches", watched_step_batches)
 
     cfg = compose_config(*TRAIN_ONLY, "loss=ce_kl_mixup")
