@@ -121,8 +121,8 @@ def test_training_path_has_no_collate_no_copies_and_no_host_syncs(compose_config
       collate runs (both are made to raise);
     - every epoch reads the very same split tensors (nothing copied per epoch), and every step
       batch is the rows of those tensors that its indices name;
-    - batch slicing, mixup, the forward pass plus loss and the epoch-mean update run no op that waits for the device
-      (.item(), nonzero, ...) or copies to another device.
+    - batch slicing, mixup, the forward pass plus loss and the epoch-mean update run no op
+      that waits for the device (.item(), nonzero, ...) or copies to another device.
     """
 
     def forbidden(*args, **kwargs):
