@@ -161,6 +161,8 @@ def build_run(cfg: DictConfig) -> Run:
         loss,
         instantiate(cfg.model.optimizer),
         config=OmegaConf.to_container(run_config, resolve=True),
+        gradient_clip_val=cfg.model.get("gradient_clip_val"),
+        gradient_clip_algorithm=cfg.model.get("gradient_clip_algorithm", "norm"),
     )
     trainer = build_trainer(cfg)
     if cfg.test_ckpt == "best" and not _monitoring_checkpoints(trainer):

@@ -24,6 +24,7 @@ def test_shipped_groups_have_the_public_options() -> None:
         ["-m", "loss=ce,ce_kl,ce_kl_mixup", "seed=0,1,2"],
         ["-m", "loss=ce_kl_mixup", "beta=0.1,1", "mixup.alpha=0.2,1"],
         ["model.hidden=[64,64]", "model.lr=0.003", "data.batch_size=64"],
+        ["model.gradient_clip_val=1.0", "model.gradient_clip_algorithm=value"],
         ["trainer=gpu", "trainer.max_epochs=5", "delta=0.8", "delta=1", "beta=0"],
         ["beta=${delta}"],  # interpolations are checked after composition
         ["--cfg", "job", "loss=ce"],
@@ -56,6 +57,17 @@ def test_good_command_lines_pass(argv) -> None:
         (["seed=-1"], "seed=-1 is not allowed: seed must be an integer >= 0"),
         (["data.batch_size=0"], "data.batch_size=0 is not allowed"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0 is not allowed"),
+        (["model.gradient_clip_val=0"], "model.gradient_clip_val=0 is not allowed"),
+        (["model.gradient_clip_algorithm=l1"], "model.gradient_clip_algorithm='l1' is not allowed"),
+        (
+            ["+trainer.gradient_clip_val=1"],
+            "trainer.gradient_clip_val=1 is not allowed: trainer.gradient_clip_val must be "
+            "null: oodmix steps manually, set model.gradient_clip_val instead",
+        ),
+        (
+            ["+trainer.accumulate_grad_batches=4"],
+            "trainer.accumulate_grad_batches=4 is not allowed",
+        ),
         (
             ["test_ckpt=first"],
             "test_ckpt='first' is not allowed: test_ckpt must be 'best' or 'last'",

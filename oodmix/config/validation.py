@@ -50,6 +50,17 @@ RULES: dict[str, Rule] = {
     "model.hidden": Rule(_widths, "a non-empty list of integer widths >= 1, e.g. [32,32]"),
     "model.lr": Rule(lambda v: _is_number(v) and v > 0, "a finite number > 0"),
     "model.weight_decay": Rule(lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "model.gradient_clip_val": Rule(
+        lambda v: v is None or (_is_number(v) and v > 0), "null (no clipping) or a number > 0"
+    ),
+    "model.gradient_clip_algorithm": Rule(lambda v: v in ("norm", "value"), "'norm' or 'value'"),
+    # oodmix steps the optimiser itself (manual optimisation), where Lightning refuses these.
+    "trainer.gradient_clip_val": Rule(
+        lambda v: v is None, "null: oodmix steps manually, set model.gradient_clip_val instead"
+    ),
+    "trainer.accumulate_grad_batches": Rule(
+        lambda v: v == 1, "1: oodmix takes one optimiser step per batch (raise data.batch_size)"
+    ),
     "data.batch_size": Rule(lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "data.n_ood_train": Rule(lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "data.n_val": Rule(lambda v: _is_int(v) and v >= 2, "an integer >= 2"),

@@ -63,6 +63,10 @@ class OODClassifier(L.LightningModule):
     (data.steps_per_chunk) never changes the weights; `trainer.global_step` counts optimiser
     steps and `trainer.max_steps` stops inside a chunk.
 
+    `gradient_clip_val` clips each step's gradients before the optimiser step: by their
+    global 2-norm (`gradient_clip_algorithm="norm"`, g <- g * min(1, c / ||g||_2)) or
+    elementwise (`"value"`, g <- clamp(g, -c, c)).
+
     All parts a loss needs go through the network in one forward pass (one concatenation,
     one split), since per-call overhead dominates for a tiny network. Each term the loss
     returns is logged as `train/<name>`, its mean over the epoch's samples.
@@ -74,6 +78,8 @@ class OODClassifier(L.LightningModule):
         loss: OODLoss,
         optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
         config: dict | None = None,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str = "norm",
     ) -> None:
         super().__init__()
         self.net = net
@@ -84,6 +90,10 @@ class OODClassifier(L.LightningModule):
         self.parts = [part for part in TRAIN_PARTS if part in loss.requires]
         # Optimiser steps are taken in training_step, one per step batch of a chunk.
         self.automatic_optimization = False
+        # Lightning's Trainer(gradient_clip_val=...) applies to automatic optimisation only;
+        # under manual optimisation the module clips, through the same precision plugin.
+        self.gradient_clip_val = gradient_clip_val
+        self.gradient_clip_algorithm = gradient_clip_algorithm
         # The resolved run config travels in every checkpoint: a checkpoint says how it was made.
         self.save_hyperparameters({"config": config or {}})
 
@@ -111,6 +121,12 @@ class OODClassifier(L.LightningModule):
             terms = self.step_terms(batch)
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(terms["loss"])
+            if self.gradient_clip_val is not None:
+                self.clip_gradients(
+                    optimizer,
+                    gradient_clip_val=self.gradient_clip_val,
+                    gradient_clip_algorithm=self.gradient_clip_algorithm,
+                )
             optimizer.step()
             self.epoch_terms.update(terms, batch_size=batch["id"][0].shape[0])
 

@@ -195,3 +195,47 @@ def test_batches_already_on_the_device_skip_lightnings_transfer(compose_config):
     run.datamodule.setup("fit")
     chunk = next(iter(run.datamodule.train_dataloader()))
     assert run.datamodule.transfer_batch_to_device(chunk, torch.device("cpu"), 0) is chunk
+
+
+def _recorded_gradients(compose_config, *overrides: str) -> list[list[torch.Tensor]]:
+    """The gradients the optimiser saw at each of 3 steps (after any clipping)."""
+    import lightning as L
+
+    class Record(L.Callback):
+        def __init__(self) -> None:
+            self.steps: list[list[torch.Tensor]] = []
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+            self.steps.append([p.grad.detach().clone() for p in pl_module.net.parameters()])
+
+    run = build_run(compose_config(*TRAIN_ONLY, "+trainer.max_steps=3", *overrides))
+    record = Record()
+    run.trainer.callbacks.append(record)
+    run.trainer.fit(run.module, datamodule=run.datamodule)
+    return record.steps
+
+
+def _norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+def test_gradient_clipping_by_norm_scales_each_step(compose_config):
+    """First step (same weights either way): clipped g = g * c / ||g||_2 when ||g||_2 > c."""
+    plain = _recorded_gradients(compose_config)
+    clipped = _recorded_gradients(compose_config, "model.gradient_clip_val=0.05")
+    assert len(plain) == len(clipped) == 3
+    scale = 0.05 / _norm(plain[0])
+    assert scale < 1  # else this test would not test clipping
+    for g, c in zip(plain[0], clipped[0]):
+        torch.testing.assert_close(c, g * scale, rtol=1e-5, atol=1e-8)
+    assert all(_norm(step) <= 0.05 * (1 + 1e-5) for step in clipped)
+
+
+def test_gradient_clipping_by_value_clamps_each_entry(compose_config):
+    plain = _recorded_gradients(compose_config)
+    clipped = _recorded_gradients(
+        compose_config, "model.gradient_clip_val=0.01", "model.gradient_clip_algorithm=value"
+    )
+    assert max(g.abs().max() for g in plain[0]) > 0.01
+    for g, c in zip(plain[0], clipped[0]):
+        torch.testing.assert_close(c, g.clamp(-0.01, 0.01))
