@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,8 @@ BIN = Path(sys.executable).parent
 QUICK = ["trainer.max_epochs=2"]
 
 
-def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600)
+def run(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 
 
 @pytest.mark.slow
@@ -57,9 +58,19 @@ def test_single_run_prints_the_table_and_writes_the_run_folder(tmp_path: Path, e
     [
         ("beta=-1", "beta=-1 is not allowed: beta must be a finite number >= 0"),
         ("mixup.alpha=0", "mixup.alpha=0 is not allowed: mixup.alpha must be a finite number > 0"),
-        ("delta=1.5", "delta=1.5 is not allowed: delta must be a number in [0, 1]"),
+        ("delta=1.5", "delta=1.5 is not allowed: delta must be a number strictly between 0 and 1"),
         ("loss=nope", "loss=nope is not allowed: loss must be one of ce, ce_kl, ce_kl_mixup"),
         ("model.hidden=[0]", "model.hidden=[0] is not allowed"),
+        # Unknown keys, wrong types, cross-key checks and Hydra's own errors: also one line.
+        ("bta=1", "bta=1 is not allowed: there is no key 'bta' in the config (did you mean beta?)"),
+        ("data.radius=3", "data.radius=3 is not allowed: there is no key 'radius' in data"),
+        ("data.n_val=abc", "data.n_val='abc' is not allowed: data.n_val must be an integer >= 2"),
+        ("data.disks.0.radius=0", "data.disks.0.radius=0 is not allowed: data.disks.0.radius must"),
+        ("data.box=[-3,3]", "data.box=[-3, 3] is not allowed: the box must contain the ID support"),
+        ("loss.beta=${nope}", "loss.beta: Interpolation key 'nope' not found"),
+        ("beta=[1,", "no viable alternative at input '[1,'"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 is not allowed: trainer.max_epochs must"),
+        ("data=npz", "data.train, data.val, data.test are missing"),
     ],
 )
 def test_bad_command_line_gives_one_line_and_exit_2(tmp_path: Path, override, expected) -> None:
@@ -72,6 +83,35 @@ def test_bad_command_line_gives_one_line_and_exit_2(tmp_path: Path, override, ex
     assert expected in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert not run_dir.exists()
+
+
+def test_debug_switch_shows_the_traceback(tmp_path: Path) -> None:
+    """OODMIX_DEBUG=1: the same refusal, exit 2, with the traceback that led to it."""
+    run_dir = tmp_path / "run"
+    result = run(
+        [str(BIN / "oodmix-train"), "data.box=[-3,3]", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env={**os.environ, "OODMIX_DEBUG": "1"},
+    )
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr and "must contain the ID support" in result.stderr
+    assert not run_dir.exists()
+
+
+def test_an_occupied_run_folder_is_never_written_over(tmp_path: Path) -> None:
+    """hydra.run.dir pointing at an earlier run: refused in one line, its files untouched."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"test/f1": 0.5}')
+    result = run([str(BIN / "oodmix-train"), f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"oodmix-train: error: hydra.run.dir={run_dir} is not allowed: the folder already holds "
+        "files and oodmix never writes over an earlier run; choose a new folder (or resume that "
+        "run with ckpt_path=<its checkpoints/last.ckpt>)"
+    ]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["metrics.json"]
+    assert (run_dir / "metrics.json").read_text() == '{"test/f1": 0.5}'
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -1,0 +1,94 @@
+"""One line for each way a command line or config can be wrong, Hydra's and OmegaConf's own
+errors included (they span several lines and end with a hint about HYDRA_FULL_ERROR).
+
+`OODMIX_DEBUG=1` (or Hydra's HYDRA_FULL_ERROR=1) shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Sequence
+
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf.errors import OmegaConfBaseException
+
+from oodmix.config.validation import ConfigError
+
+
+def debugging() -> bool:
+    """Whether the user asked for full tracebacks (OODMIX_DEBUG=1; oodmix-train also takes
+    Hydra's HYDRA_FULL_ERROR=1 as the same request)."""
+    return os.environ.get("OODMIX_DEBUG", "") not in ("", "0")
+
+
+def _flat(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("Set the environment variable")]
+    return " ".join(lines).rstrip(".")
+
+
+def _omegaconf_line(error: OmegaConfBaseException) -> str:
+    """OmegaConf's 'message / full_key: k / object_type=dict' as 'k: message'."""
+    message = str(error).splitlines()[0].strip() if str(error) else type(error).__name__
+    key = getattr(error, "full_key", None)
+    return f"{key}: {message}" if key else message
+
+
+def _override_value(argv: Sequence[str], key: str) -> str | None:
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        if sep and name.lstrip("+~") == key:
+            return value
+    return None
+
+
+def _unknown_key(error: BaseException, argv: Sequence[str]) -> str | None:
+    """`bta=1`: name the key, suggest a close one, say how to add a new key."""
+    match = re.match(r"Could not override '([^']+)'", str(error))
+    cause = error.__cause__
+    if match is None or not isinstance(cause, OmegaConfBaseException):
+        return None
+    key = match.group(1)
+    value = _override_value(argv, key)
+    parent = getattr(cause, "parent_node", None)
+    known = sorted(str(k) for k in parent) if hasattr(parent, "keys") else []
+    section, _, name = key.rpartition(".")
+    where = section or "the config"
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {section + '.' if section else ''}{close[0]}?)" if close else ""
+    return (
+        f"{key}={value} is not allowed: there is no key '{name}' in {where}{hint}; "
+        f"its keys: {', '.join(known)}. To add a new key, write +{key}={value}"
+    )
+
+
+def _missing_option(error: MissingConfigException) -> str:
+    """Hydra's 'Could not find loss/nope ... Available options' (a user config folder)."""
+    match = re.search(r"Could not find '([^']+)/([^'/]+)'", str(error))
+    options = getattr(error, "options", None) or []
+    if match is None:
+        return _flat(str(error))
+    group, value = match.groups()
+    return f"{group}={value} is not allowed: {group} must be one of {', '.join(sorted(options))}"
+
+
+def describe(error: BaseException, argv: Sequence[str]) -> str | None:
+    """The one-line message for a configuration error, or None when `error` is not one."""
+    if isinstance(error, ConfigError):
+        return str(error)
+    if isinstance(error, MissingConfigException):
+        return _missing_option(error)
+    if isinstance(error, HydraException):
+        unknown = _unknown_key(error, argv)
+        if unknown:
+            return unknown
+        cause = error.__cause__
+        text = _flat(str(error))
+        if isinstance(cause, OmegaConfBaseException) and str(cause) not in str(error):
+            text += f": {_omegaconf_line(cause)}"
+        return f"{text} (OODMIX_DEBUG=1 shows the traceback)"
+    if isinstance(error, OmegaConfBaseException):
+        return f"{_omegaconf_line(error)} (OODMIX_DEBUG=1 shows the traceback)"
+    return None

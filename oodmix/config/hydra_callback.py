@@ -1,0 +1,53 @@
+"""Checks a run's composed config and its folder before Hydra writes anything there."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from oodmix.config.errors import debugging, describe
+from oodmix.config.run_dirs import check_run_dir
+from oodmix.config.validation import ConfigError, validate
+
+
+def _refuse(error: Exception) -> None:
+    # Hydra turns an Exception raised by a callback into a warning and goes on; stop here.
+    if debugging():
+        traceback.print_exception(error)
+        sys.exit(2)
+    print(f"oodmix-train: error: {describe(error, [])}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _later_rank() -> bool:
+    """A process other than the first of a multi-process launch (Lightning's DDP launcher,
+    torchrun, srun): it joins the folder that the first process checked and created."""
+    return any(int(os.environ.get(name, "0") or 0) > 0 for name in ("LOCAL_RANK", "RANK"))
+
+
+class CheckBeforeWriting(Callback):
+    """Hydra calls on_run_start / on_multirun_start after composing the config and before it
+    creates the run (or sweep) folder: a bad value or an occupied folder stops here, with
+    nothing written. A sweep's own values are checked per value by the command-line check."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            validate(config)
+            if not _later_rank():
+                check_run_dir(Path(config.hydra.run.dir), config.get("ckpt_path"))
+        except (ConfigError, OmegaConfBaseException) as error:
+            _refuse(error)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            validate(config)
+            check_run_dir(Path(config.hydra.sweep.dir), None, key="hydra.sweep.dir")
+        except (ConfigError, OmegaConfBaseException) as error:
+            _refuse(error)

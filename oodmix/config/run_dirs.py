@@ -1,0 +1,85 @@
+"""Run and sweep folders: a new one for every run, never an existing run's, except to resume it.
+
+Hydra's default folder names carry the time to the second, so two runs started in the same
+second would share (and overwrite) one folder. `${oodmix_fresh_dir:<path>}` claims `<path>`
+with an exclusive mkdir, or `<path>_2`, `<path>_3`, ... when another process holds it.
+`${oodmix_run_dir:<ckpt_path>,<path>}` is the folder of the run a checkpoint belongs to (a
+resumed run goes on in its own folder), else a fresh `<path>`. Both are cached per config, so
+every later look-up in the process (and in Hydra's sweep jobs, which copy the cache) sees the
+same folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from oodmix.config.validation import ConfigError
+
+
+def claim_fresh_dir(path: str) -> str:
+    """Create and return `path`, or the first free `path_2`, `path_3`, ... (exclusive mkdir)."""
+    folder = Path(path)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = folder if n == 1 else folder.with_name(f"{folder.name}_{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return str(candidate)
+    raise ConfigError(f"{path}: 999 run folders of that name exist already; choose hydra.run.dir")
+
+
+def checkpoint_run_dir(ckpt_path: str | None) -> Path | None:
+    """The run folder holding a checkpoint at <run>/checkpoints/<file>, else None."""
+    if not ckpt_path:
+        return None
+    path = Path(ckpt_path).resolve()
+    if path.parent.name == "checkpoints" and (path.parent.parent / ".hydra").is_dir():
+        return path.parent.parent
+    return None
+
+
+def run_dir(ckpt_path: str | None, default: str) -> str:
+    resumed = checkpoint_run_dir(ckpt_path)
+    return str(resumed) if resumed is not None else claim_fresh_dir(default)
+
+
+def hydra_subdir(ckpt_path: str | None, stamp: str) -> str:
+    """Where Hydra records a run's config: `.hydra`, or `.hydra/resumed_<stamp>` for a resumed
+    run, so that the original record stays as it was written."""
+    return ".hydra" if checkpoint_run_dir(ckpt_path) is None else f".hydra/resumed_{stamp}"
+
+
+def _is_empty(folder: Path) -> bool:
+    return not folder.exists() or not any(folder.iterdir())
+
+
+def check_run_dir(folder: Path, ckpt_path: Any, key: str = "hydra.run.dir") -> None:
+    """Refuse to write into a folder that already holds files, unless resuming the run in it."""
+    if _is_empty(folder):
+        return
+    resumed = checkpoint_run_dir(ckpt_path)
+    if resumed is not None and resumed == folder.resolve():
+        return
+    raise ConfigError(
+        f"{key}={folder} is not allowed: the folder already holds files and oodmix never "
+        "writes over an earlier run; choose a new folder (or resume that run with "
+        "ckpt_path=<its checkpoints/last.ckpt>)"
+    )
+
+
+def register_resolvers() -> None:
+    OmegaConf.register_new_resolver(
+        "oodmix_fresh_dir", claim_fresh_dir, replace=True, use_cache=True
+    )
+    OmegaConf.register_new_resolver("oodmix_run_dir", run_dir, replace=True, use_cache=True)
+    OmegaConf.register_new_resolver(
+        "oodmix_hydra_subdir", hydra_subdir, replace=True, use_cache=True
+    )
+
+
+register_resolvers()
