@@ -30,8 +30,10 @@ def make_job(
     metrics: dict | None = None,
     metrics_text: str | None = None,
     config: str | None = MINIMAL_CONFIG,
+    failure: dict | None = None,
 ) -> Path:
-    """<sweep>/<name>/.hydra/overrides.yaml (+ config.yaml), and metrics.json when given."""
+    """<sweep>/<name>/.hydra/overrides.yaml (+ config.yaml), and metrics.json and failure.json
+    when given."""
     job = sweep / str(name)
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
@@ -41,4 +43,6 @@ def make_job(
         (job / "metrics.json").write_text(json.dumps(metrics))
     if metrics_text is not None:
         (job / "metrics.json").write_text(metrics_text)
+    if failure is not None:
+        (job / "failure.json").write_text(json.dumps(failure))
     return job

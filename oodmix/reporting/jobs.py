@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import traceback
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
+from oodmix.files import write_json_atomic
+
+#: What a job of a multirun writes into its folder when it fails (see `write_failure`).
+FAILURE_FILE = "failure.json"
+#: Longest message kept on the one line shown on the console and in the report.
+MESSAGE_LIMIT = 300
+
 
 @dataclass
 class Job:
-    """A job folder, <sweep>/<n>/: .hydra/overrides.yaml and, if it finished, metrics.json."""
+    """A job folder, <sweep>/<n>/: .hydra/overrides.yaml and, if it finished, metrics.json (or,
+    if it failed, failure.json)."""
 
     path: Path
     overrides: dict[str, str]
@@ -39,11 +49,54 @@ def parse_overrides(lines: list[str]) -> dict[str, str]:
     return parsed
 
 
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (whitespace collapsed), cut at MESSAGE_LIMIT characters."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+def failure_reason(record: dict[str, Any]) -> str:
+    """'ValueError: <message>' from a failure record (the type alone when there is no message)."""
+    kind, message = record.get("type") or "error", record.get("message") or ""
+    return f"{kind}: {message}" if message else str(kind)
+
+
+def write_failure(
+    job_dir: Path, error: BaseException, job: int | str, overrides: list[str]
+) -> dict[str, Any]:
+    """Write <job_dir>/failure.json (atomically) and return what it holds: the job number, its
+    overrides, the time, the error's type, its one-line message and the full traceback."""
+    record = {
+        "job": job,
+        "overrides": list(overrides),
+        "time": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "type": type(error).__name__,
+        "message": one_line(error),
+        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+    }
+    write_json_atomic(job_dir / FAILURE_FILE, record)
+    return record
+
+
+def _recorded_failure(path: Path) -> str:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"failed; its {FAILURE_FILE} cannot be read ({error})"
+    if not isinstance(record, dict):
+        return f"failed; its {FAILURE_FILE} does not hold a JSON object"
+    return failure_reason(record)
+
+
 def load_job(path: Path) -> Job:
     overrides = parse_overrides(list(OmegaConf.load(path / ".hydra" / "overrides.yaml") or []))
+    # A recorded failure wins over a metrics.json: the job may have failed after writing it, and
+    # a job clears the failure.json of an earlier run into the same folder when it starts.
+    if (path / FAILURE_FILE).is_file():
+        return Job(path, overrides, None, _recorded_failure(path / FAILURE_FILE))
     metrics_file = path / "metrics.json"
     if not metrics_file.is_file():
-        return Job(path, overrides, None, "no metrics.json (the job failed or did not finish)")
+        return Job(path, overrides, None, "did not finish (no metrics.json, no failure.json)")
     try:
         metrics = json.loads(metrics_file.read_text())
     except json.JSONDecodeError as error:

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from oodmix.files import save_figure_atomic, write_text_atomic
 from oodmix.reporting import paper as paper_table
 from oodmix.reporting.aggregate import Group, fixed_overrides, group_jobs, metric_names
-from oodmix.reporting.jobs import Job, load_jobs
+from oodmix.reporting.jobs import FAILURE_FILE, Job, load_jobs
 from oodmix.reporting.tables import csv_table, markdown_table
 
 HEATMAP_AXES = ("mixup.alpha", "beta")  # x, y
@@ -64,7 +64,10 @@ def _summary(report: Report, jobs: list[Job], paper: bool) -> str:
         ]
     failed = [job for job in jobs if not job.ok]
     if failed:
-        lines += ["", "Failed jobs:"]
+        heading = "Failed jobs"
+        if any((job.path / FAILURE_FILE).is_file() for job in failed):
+            heading += f" (tracebacks in <job>/{FAILURE_FILE})"
+        lines += ["", f"{heading}:"]
         lines += [f"- job {job.name} ({_settings(job.overrides)}): {job.failure}" for job in failed]
     if paper:
         lines += ["", "**Against the paper's Table 1**", ""]

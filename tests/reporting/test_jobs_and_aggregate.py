@@ -64,12 +64,12 @@ def test_load_jobs_skips_folders_without_overrides(tmp_path: Path) -> None:
 
 
 def test_load_jobs_marks_a_job_without_metrics_as_failed(tmp_path: Path) -> None:
-    """No metrics.json: not ok, and the reason says so."""
+    """Neither metrics.json nor failure.json: not ok, and the reason says it did not finish."""
     make_job(tmp_path, 0, ["seed=0"])
     (job,) = load_jobs(tmp_path)
     assert not job.ok
     assert job.metrics is None
-    assert "no metrics.json" in job.failure
+    assert job.failure == "did not finish (no metrics.json, no failure.json)"
 
 
 def test_load_jobs_marks_a_job_with_invalid_json_as_failed(tmp_path: Path) -> None:

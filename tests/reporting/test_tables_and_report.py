@@ -147,7 +147,7 @@ def test_build_report_lists_failed_jobs_with_reasons(tmp_path: Path) -> None:
     missing = [line for line in lines if line.startswith("- job 6 ")]
     broken = [line for line in lines if line.startswith("- job 7 ")]
     assert missing == [
-        "- job 6 (loss=ce_kl_mixup seed=2): no metrics.json (the job failed or did not finish)"
+        "- job 6 (loss=ce_kl_mixup seed=2): did not finish (no metrics.json, no failure.json)"
     ]
     assert len(broken) == 1
     assert broken[0].startswith("- job 7 (loss=ce seed=2): metrics.json is not valid JSON")
