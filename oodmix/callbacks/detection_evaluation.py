@@ -74,6 +74,13 @@ class DetectionEvaluation(L.Callback):
             }
             for metric in self.metrics[name].values():
                 metric.to(pl_module.device)
+        if self.delta_best is None:
+            # Under trainer=ddp_cpu (a process-launching strategy), fit, validate and test each
+            # run in fresh processes: this object never saw the validation pass that tuned the
+            # threshold, but its value came back to the main process in callback_metrics.
+            logged = trainer.callback_metrics.get("val/delta_best")
+            if logged is not None:
+                self.delta_best = float(logged)
 
     def _update(self, stage: str, outputs: Any, batch: dict) -> None:
         logits = outputs["logits"]
@@ -114,6 +121,12 @@ class DetectionEvaluation(L.Callback):
             metric.reset()
         # Metric states are synchronised by compute(): every process holds the same values.
         publish(trainer, values)
+        if stage == "val":
+            # The exact threshold (a float64 score), not publish's float32 copy: it is what
+            # `setup` reads back in processes launched after this one (see there).
+            trainer.callback_metrics["val/delta_best"] = torch.tensor(
+                self.delta_best, dtype=torch.float64
+            )
 
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
