@@ -7,6 +7,7 @@ compose conf/train.yaml -> check values -> datamodule, loss, model, callbacks, t
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from oodmix.config.errors import debugging, describe
 from oodmix.config.overrides import check_command_line
 from oodmix.config.paths import config_dir
 from oodmix.config.validation import ConfigError, check_accelerator, validate
@@ -178,14 +180,28 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run = build_run(cfg)
     datamodule, module, trainer = run.datamodule, run.module, run.trainer
     output_dir = Path(cfg.output_dir)
-    trainer.fit(module, datamodule=datamodule)
+    resume_from = cfg.get("ckpt_path")
+    if resume_from:
+        from oodmix.checkpoints.resume import check_same_settings
 
-    ckpt_path = tested_checkpoint(trainer, cfg.test_ckpt)
-    # Validate the very weights that are tested: their val/* is what sweepers optimise, and
-    # their validation pass sets the tuned threshold (val/delta_best) the test then uses.
-    trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
-    metrics: dict[str, Any] = _logged(trainer, "val/")
-    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+        check_same_settings(resume_from, module.hparams["config"])
+
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from oodmix.checkpoints import stop_gracefully_on_signals
+
+    with stop_gracefully_on_signals() as stop:
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+            ckpt_path = tested_checkpoint(trainer, cfg.test_ckpt)
+            # Validate the very weights that are tested: their val/* is what sweepers
+            # optimise, and their validation pass sets the tuned threshold (val/delta_best)
+            # the test then uses.
+            trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+            metrics: dict[str, Any] = _logged(trainer, "val/")
+            trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+        except SIGTERMException:
+            _exit_interrupted(trainer, stop.name or "SIGTERM", output_dir)
     metrics.update(_logged(trainer, "test"))  # test/*, and test_near/*, test_far/* if present
     metrics.update(
         seed=int(cfg.seed),
@@ -197,31 +213,136 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
-def _hydra_main(cfg: DictConfig) -> float:
-    try:
-        metrics = train(cfg)
-    except ConfigError as error:
-        print(f"oodmix-train: error: {error}", file=sys.stderr)
-        sys.exit(2)
+def _exit_interrupted(trainer: Any, signal_name: str, output_dir: Path) -> None:
+    """One line saying where the run stopped and the command that resumes it; exit 128 + the
+    signal's number, as a shell reports a process ended by that signal."""
+    import signal
+
+    saved = output_dir / "checkpoints" / "interrupted.ckpt"
+    if not saved.is_file():  # stopped outside training: the last epoch's checkpoint resumes
+        saved = output_dir / "checkpoints" / "last.ckpt"
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    overrides = [o for o in overrides if not o.startswith("ckpt_path=")]
+    command = " ".join(["oodmix-train", *overrides, f"ckpt_path={saved}"])
+    if trainer.is_global_zero:
+        print(
+            f"oodmix-train: stopped by {signal_name} at epoch {trainer.current_epoch}, step "
+            f"{trainer.global_step}; resume with: {command}",
+            file=sys.stderr,
+        )
+    sys.exit(128 + int(getattr(signal, signal_name, signal.SIGTERM)))
+
+
+def _train_and_print(cfg: DictConfig) -> float:
+    """Train, print the table of results, and return the metric that sweepers optimise."""
+    metrics = train(cfg)
     fixed = getattr(hydra.utils.get_class(cfg.detector._target_), "fixed_threshold", False)
     threshold = (
         f"delta={cfg.delta}"
         if fixed
         else f"tuned on validation, val/delta_best={metrics['val/delta_best']:.4g}"
     )
-    print(format_results(metrics, threshold, Path(cfg.output_dir) / "metrics.json"))
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # one table, also when torchrun or srun starts every process
+        print(format_results(metrics, threshold, Path(cfg.output_dir) / "metrics.json"))
     return metrics[cfg.optimized_metric]
 
 
-def main() -> None:
-    """Console entry: check the command line, then hand over to Hydra."""
+def _in_multirun() -> bool:
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _failure_file() -> Path:
+    from oodmix.reporting.jobs import FAILURE_FILE
+
+    return Path(HydraConfig.get().runtime.output_dir) / FAILURE_FILE
+
+
+def _record_job_failure(error: Exception) -> None:
+    """<job folder>/failure.json (type, message, overrides, time, traceback) and one line on
+    stderr: the failure of one job of a multirun, which then goes on with the others."""
+    from oodmix.reporting.jobs import failure_reason, write_failure
+
+    hydra_cfg = HydraConfig.get()
+    path = _failure_file()
+    record = write_failure(path.parent, error, hydra_cfg.job.num, list(hydra_cfg.overrides.task))
+    # OODMIX_DEBUG=1: the traceback on the console too (main() sets HYDRA_FULL_ERROR itself).
+    if debugging():
+        print(record["traceback"], file=sys.stderr, end="")
+    if path.resolve().is_relative_to(Path.cwd()):  # else the absolute path
+        path = path.resolve().relative_to(Path.cwd())
+    reason = failure_reason(record)
+    print(f"oodmix-train: job {hydra_cfg.job.num} failed: {reason} (see {path})", file=sys.stderr)
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def _run_job(cfg: DictConfig) -> float | None:
+    """One run, or one job of a multirun; returns the metric that sweepers optimise.
+
+    A failed job of a multirun is recorded in its folder and returns None, so that Hydra's
+    launchers go on with the next jobs and the Optuna sweeper marks the trial failed (a NaN
+    would crash hydra-optuna-sweeper 1.3). A single run keeps its errors: a ConfigError is
+    one line and exit code 2; any other exception propagates with its traceback.
+    """
+    multirun = _in_multirun()
+    if multirun:  # left by an earlier run into the same sweep folder
+        _failure_file().unlink(missing_ok=True)
     try:
-        check_command_line(sys.argv[1:])
+        return _train_and_print(cfg)
     except ConfigError as error:
-        print(f"oodmix-train: error: {error}", file=sys.stderr)
+        if not multirun:
+            print(f"oodmix-train: error: {error}", file=sys.stderr)
+            sys.exit(2)
+        _record_job_failure(error)
+    except Exception as error:  # not KeyboardInterrupt or SystemExit: those stop the sweep
+        if not multirun:
+            raise
+        _record_job_failure(error)
+    return None
+
+
+def _hydra_main() -> None:
+    """Hydra's entry (a run or a multirun); exit code 1 after a multirun where jobs failed,
+    with one line that points to the sweep's report."""
+    from oodmix.reporting.hydra_callback import take_sweep_outcome
+
+    _run_job()
+    outcome = take_sweep_outcome()  # recorded by the WriteSweepReport callback
+    if outcome is not None and outcome.failed:
+        print(f"oodmix-train: {outcome.summary()}", file=sys.stderr)
+        sys.exit(1)
+
+
+def main() -> None:
+    """Console entry: check the command line, then hand over to Hydra.
+
+    Every configuration error (oodmix's checks, Hydra's composition, OmegaConf's resolution)
+    ends in one line on stderr and exit code 2, before anything is written; OODMIX_DEBUG=1
+    shows the traceback instead.
+    """
+    argv = sys.argv[1:]
+    if os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0"):
+        os.environ["OODMIX_DEBUG"] = "1"  # Hydra's own switch asks for the same
+    debug = debugging()
+    if not debug:
+        # Hydra prints its own errors over several lines and exits 1; with this set it raises
+        # them, and they are answered here in one line.
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        check_command_line(argv)
+        _hydra_main()
+    except Exception as error:
+        message = None if debug else describe(error, argv)
+        if message is None:
+            raise
+        print(f"oodmix-train: error: {message}", file=sys.stderr)
         sys.exit(2)
-    _hydra_main()
+    finally:
+        if not debug:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
 if __name__ == "__main__":

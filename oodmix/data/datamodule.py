@@ -130,6 +130,12 @@ class OODDataModule(L.LightningDataModule):
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 
+    def _chunks_done(self) -> int:
+        """Training batches (chunks) completed in the current epoch, as the fit loop counts."""
+        if self.trainer is None:
+            return 0
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+
     def train_dataloader(self) -> TrainBatches:
         splits = self._require_splits()
         rank, world_size = self._rank_and_world()
@@ -146,6 +152,7 @@ class OODDataModule(L.LightningDataModule):
             world_size=world_size,
             drop_last=self.drop_last,
             steps_per_chunk=self.steps_per_chunk,
+            chunks_done=self._chunks_done,
         )
 
     def _eval_batches(self, eval_set: EvalSet) -> EvalBatches:

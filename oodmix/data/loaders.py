@@ -57,6 +57,7 @@ class TrainBatches:
         world_size: int = 1,
         drop_last: bool = False,
         steps_per_chunk: int = 1,
+        chunks_done: Callable[[], int] | None = None,
     ) -> None:
         if steps_per_chunk < 1:
             raise ValueError(f"steps_per_chunk={steps_per_chunk} is not allowed: it must be >= 1")
@@ -67,6 +68,10 @@ class TrainBatches:
         self.drop_last = drop_last
         self.steps_per_chunk = steps_per_chunk
         self.n_local = id_x.shape[0] // world_size if world_size > 1 else id_x.shape[0]
+        # How many chunks of the current epoch have been trained (the trainer knows; the
+        # iterator runs ahead of training by Lightning's prefetch), and a resume point.
+        self.chunks_done = chunks_done or (lambda: 0)
+        self._resume: dict[str, int] | None = None
 
     @property
     def steps(self) -> int:
@@ -85,9 +90,26 @@ class TrainBatches:
         generator.manual_seed(self.seed * 1_000_003 + self.epoch())
         return generator
 
+    def state_dict(self) -> dict[str, int]:
+        """Where training stands in the epoch, saved in every checkpoint by Lightning (a
+        loader with state_dict/load_state_dict is resumable mid-epoch)."""
+        return {"epoch": self.epoch(), "chunks_done": self.chunks_done()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume: the next iteration of that epoch starts after its first `chunks_done`
+        chunks. The epoch's batches are drawn as always, so the rest are the very ones an
+        uninterrupted run trains on."""
+        self._resume = dict(state)
+
     def __iter__(self) -> Iterator[list[dict]]:
+        skip = 0
+        if self._resume is not None and self._resume["epoch"] == self.epoch():
+            skip = self._resume["chunks_done"] * self.steps_per_chunk
+        self._resume = None
         chunk: list[dict] = []
-        for batch in self.step_batches():
+        for step, batch in enumerate(self.step_batches()):
+            if step < skip:
+                continue
             chunk.append(batch)
             if len(chunk) == self.steps_per_chunk:
                 yield chunk

@@ -38,6 +38,15 @@ class EpochMean:
         self.values.append(torch.stack([value.detach() for value in terms.values()]))
         self.sizes.append(batch_size)
 
+    def state_dict(self) -> dict[str, Any]:
+        values = torch.stack(self.values).cpu() if self.values else None
+        return {"names": list(self.names), "values": values, "sizes": list(self.sizes)}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.names = list(state["names"])
+        self.values = [] if state["values"] is None else list(state["values"].to(device))
+        self.sizes = list(state["sizes"])
+
     def compute(self) -> dict[str, torch.Tensor]:
         if not self.values:
             return {}
@@ -140,6 +149,25 @@ class OODClassifier(L.LightningModule):
         if self.trainer.world_size > 1:
             values = self.trainer.strategy.reduce(values, reduce_op="mean")
         publish(self.trainer, {f"train/{name}": v for name, v in zip(means, values)})
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Besides the weights: the epoch's loss terms so far and the random number generators
+        (mixup draws from torch's global generator), so that training resumed from this
+        checkpoint, even mid-epoch, takes exactly the steps an uninterrupted run takes."""
+        rng = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        checkpoint["oodmix"] = {"epoch_terms": self.epoch_terms.state_dict(), "rng": rng}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("oodmix")
+        # Only when training resumes: evaluating a checkpoint must not move the generators.
+        if state is None or self._trainer is None or self.trainer.state.fn != "fit":
+            return
+        self.epoch_terms.load_state_dict(state["epoch_terms"], self.device)
+        torch.set_rng_state(state["rng"]["cpu"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         return {"logits": self(batch["x"])}

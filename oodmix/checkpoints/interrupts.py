@@ -1,0 +1,86 @@
+"""Stopping a run on SIGTERM or SIGINT (Ctrl+C) with a checkpoint it can resume from exactly.
+
+Lightning notes a SIGTERM and stops at the next clean point (after the current training
+batch, i.e. chunk of steps), raising SIGTERMException; a Ctrl+C raises KeyboardInterrupt
+wherever the program happens to be, possibly between two optimiser steps of a chunk, where
+the weights and the loop's counters disagree. `stop_gracefully_on_signals` makes SIGINT take
+Lightning's SIGTERM route; `InterruptCheckpoint` then saves checkpoints/interrupted.ckpt.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+
+class InterruptCheckpoint(L.Callback):
+    """Writes `<dirpath>/<filename>.ckpt` when training stops on SIGTERM or SIGINT, not when
+    it fails with an error (a failed state is not worth resuming). The checkpoint holds the
+    loop's place within the epoch, the data loader's position and the random generators.
+
+    (Lightning's OnExceptionCheckpoint saves on every error, deletes its file at teardown and
+    makes every later `fit` resume from the newest checkpoint by itself; resuming here is
+    asked for explicitly, with ckpt_path.)
+    """
+
+    def __init__(self, dirpath: str, filename: str = "interrupted") -> None:
+        self.path = os.path.join(dirpath, f"{filename}.ckpt")
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if isinstance(exception, (SIGTERMException, KeyboardInterrupt)) and (
+            trainer.state.fn == "fit"
+        ):
+            trainer.save_checkpoint(self.path)
+
+
+@dataclass
+class Stop:
+    """The signal that stopped the run (None while it runs)."""
+
+    signum: int | None = None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+
+@contextmanager
+def stop_gracefully_on_signals() -> Iterator[Stop]:
+    """While inside: the first SIGINT, like SIGTERM, asks Lightning to stop at the next clean
+    point (a second SIGINT interrupts at once); both are recorded in the yielded Stop."""
+    stop = Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signal handlers can only be set from the main thread
+        return
+    previous_int = signal.getsignal(signal.SIGINT)
+    previous_term = signal.getsignal(signal.SIGTERM)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and stop.signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl+C: stop now
+        stop.signum = stop.signum or signum
+        current = signal.getsignal(signal.SIGTERM)
+        if current is on_signal or not callable(current):
+            raise SIGTERMException()  # between two Trainer runs: nothing to finish
+        if signum == signal.SIGINT:
+            # Inside a Trainer run, Lightning's SIGTERM handler is installed: it notes the stop
+            # (and calls this one back with SIGTERM, already recorded).
+            current(signal.SIGTERM, frame)
+
+    signal.signal(signal.SIGINT, on_signal)
+    # Lightning composes its SIGTERM handler with the one already set (this one), so a
+    # SIGTERM is both noted by Lightning and recorded here.
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)

@@ -1,0 +1,179 @@
+"""Checkpoints: atomic writes, safe loading, exact resumption, and stopping on a signal."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from oodmix.checkpoints import AtomicCheckpointIO
+from oodmix.checkpoints.resume import check_same_settings
+from oodmix.config.validation import ConfigError
+from oodmix.data.loaders import TrainBatches
+from oodmix.train import train
+
+BIN = Path(sys.executable).parent
+
+# Long enough (about 3 s of training) for a signal to land inside fit; one optimiser step per
+# Lightning batch so that the stop falls in the middle of an epoch.
+RUN = ["trainer.max_epochs=30", "data.steps_per_chunk=1", "plots=false"]
+
+
+def test_loader_resumes_after_the_chunks_already_trained():
+    """state_dict says how many chunks of the epoch were trained; loading it makes the next
+    iteration start right after them, with the same batches as an uninterrupted epoch."""
+    torch.manual_seed(0)
+    id_x, id_y, ood_x = torch.randn(1000, 2), torch.randint(0, 2, (1000,)), torch.randn(700, 2)
+    done = {"n": 3}
+    loader = TrainBatches(
+        id_x, id_y, ood_x, 64, None, seed=1, epoch=lambda: 4, steps_per_chunk=2,
+        chunks_done=lambda: done["n"],
+    )  # fmt: skip
+    full = list(loader)
+    state = loader.state_dict()
+    assert state == {"epoch": 4, "chunks_done": 3}
+    loader.load_state_dict(state)
+    resumed = list(loader)
+    assert len(resumed) == len(full) - 3
+    for a, b in zip(full[3:], resumed, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert torch.equal(x["id"][0], y["id"][0]) and torch.equal(x["ood"], y["ood"])
+    assert len(list(loader)) == len(full)  # only the first iteration after loading skips
+
+
+def test_a_saved_state_of_another_epoch_is_not_skipped():
+    loader = TrainBatches(torch.zeros(10, 2), torch.zeros(10, dtype=torch.long), None, 2, None, 0,
+                          epoch=lambda: 5)  # fmt: skip
+    loader.load_state_dict({"epoch": 4, "chunks_done": 3})
+    assert len(list(loader)) == 5
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    """A save that dies half-way leaves the previous checkpoint whole and no stray files."""
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": torch.tensor(1)}, path)
+    before = path.read_bytes()
+
+    def dies_half_way(obj, handle, *args, **kwargs):
+        handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint({"step": torch.tensor(2)}, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    assert io.load_checkpoint(path)["step"].item() == 1
+
+
+class _Payload:
+    """Anything that is not a tensor or a plain value needs unsafe unpickling."""
+
+
+def test_checkpoints_are_loaded_with_weights_only(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": _Payload()}, path)
+    with pytest.raises(Exception, match=r"[Ww]eights only load failed|weights_only"):
+        AtomicCheckpointIO().load_checkpoint(path)
+
+
+def test_resume_with_other_settings_is_refused(compose_config, tmp_path):
+    train(compose_config("trainer.max_epochs=2", "plots=false"))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    config = torch.load(last, weights_only=True)["hyper_parameters"]["config"]
+    check_same_settings(str(last), config)  # the same settings
+    check_same_settings(str(last), {**config, "trainer": {**config["trainer"], "max_epochs": 9}})
+    with pytest.raises(ConfigError) as error:
+        check_same_settings(str(last), {**config, "beta": 0.5})
+    assert str(error.value) == (
+        f"ckpt_path={last} is not allowed with beta=0.5: the checkpoint was trained with "
+        "beta=1.0; resume with the same settings (only trainer.max_epochs, trainer.max_steps "
+        "may change) or start a new run"
+    )
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "notes.ckpt"
+    path.write_text("not a checkpoint")
+    with pytest.raises(ConfigError, match=r"cannot be read as an oodmix checkpoint"):
+        check_same_settings(str(path), {})
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "oodmix-train"), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "oodmix-train"), *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """metrics.json of the run that is never stopped."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    result = _run([*RUN, f"hydra.run.dir={folder / 'run'}"], cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder / "run" / "metrics.json"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_killed_run_resumes_to_the_same_metrics(tmp_path, uninterrupted, signum):
+    """A real process, a real signal mid-training, a real resume: the same metrics.json as a
+    run that was never interrupted, in the same folder, with the earlier CSV rows kept."""
+
+    run_dir = tmp_path / "interrupted"
+    process = _start([*RUN, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    first_epoch = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not first_epoch.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # into the next epochs, between two optimiser steps
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 128 + signum, stderr
+    assert not (run_dir / "metrics.json").exists()
+    saved = run_dir / "checkpoints" / "interrupted.ckpt"
+    lines = stderr.strip().splitlines()
+    assert lines[-1].startswith(f"oodmix-train: stopped by {signal.Signals(signum).name} at epoch")
+    assert lines[-1].endswith(f"resume with: oodmix-train {' '.join(RUN)} ckpt_path={saved}")
+    checkpoint = torch.load(saved, weights_only=True)
+    steps_per_epoch = 16  # 2000 ID points / batch 128
+    stopped_at = checkpoint["global_step"]
+    assert 0 < stopped_at < 30 * steps_per_epoch
+    rows_before = _csv_rows(run_dir / "csv" / "metrics.csv")
+
+    resumed = _run([*RUN, f"ckpt_path={saved}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run_dir / "metrics.json").read_bytes() == uninterrupted.read_bytes()
+    # The rows logged before the stop are kept (new columns, e.g. test metrics, widen them).
+    rows_after = _csv_rows(run_dir / "csv" / "metrics.csv")
+    columns = list(rows_before[0])
+    kept = [{c: row[c] for c in columns} for row in rows_after[: len(rows_before)]]
+    assert kept == rows_before and len(rows_after) > len(rows_before)
+    # The original record of the run is kept; the resumed one lies beside it.
+    assert "ckpt_path" not in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert len(list((run_dir / ".hydra").glob("resumed_*/overrides.yaml"))) == 1
+    assert json.loads((run_dir / "metrics.json").read_text())["seed"] == 0
