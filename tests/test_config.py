@@ -208,3 +208,37 @@ def test_moons_box_holds_both_half_rings() -> None:
     assert (round(x0, 4), round(x1, 4), round(y0, 4), round(y1, 4)) == (-1.2, 1.2, 0.0, 1.2)
     quarter = {"center": [1.0, 1.0], "r_in": 1.0, "r_out": 2.0, "theta_end": 1.5707963}
     assert tuple(round(v, 4) for v in _extent(quarter)) == (1.0, 3.0, 1.0, 3.0)
+
+
+def test_a_fresh_folder_is_claimed_beside_a_taken_one(tmp_path) -> None:
+    """Two runs started in the same second: the second gets name_2, then name_3."""
+    from oodmix.config.run_dirs import claim_fresh_dir
+
+    name = str(tmp_path / "runs" / "12-00-00")
+    assert claim_fresh_dir(name) == name
+    assert claim_fresh_dir(name) == name + "_2"
+    assert claim_fresh_dir(name) == name + "_3"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "12-00-00",
+        "12-00-00_2",
+        "12-00-00_3",
+    ]
+
+
+def test_resuming_goes_on_in_the_checkpoints_run_folder(tmp_path) -> None:
+    from oodmix.config.run_dirs import check_run_dir, checkpoint_run_dir, hydra_subdir
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    ckpt = run / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes(b"")
+    assert checkpoint_run_dir(str(ckpt)) == run.resolve()
+    assert hydra_subdir(str(ckpt), "12-00-00") == ".hydra/resumed_12-00-00"
+    assert hydra_subdir(None, "12-00-00") == ".hydra"
+    check_run_dir(run, str(ckpt))  # its own folder: allowed
+    with pytest.raises(ConfigError, match="already holds files"):
+        check_run_dir(run, None)
+    elsewhere = tmp_path / "copy.ckpt"
+    elsewhere.write_bytes(b"")
+    assert checkpoint_run_dir(str(elsewhere)) is None  # not in a run folder: a new run folder
