@@ -71,6 +71,7 @@ def run_config(
         f"data.n_ood_train={n_points // 2}",
         "~callbacks",
         "logger=none",
+        "progress=none",  # no bar in the timed fits, also when run from a terminal
         "test_ckpt=last",
         "+trainer.limit_val_batches=0",
         "+trainer.enable_checkpointing=false",

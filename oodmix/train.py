@@ -100,9 +100,18 @@ def _monitoring_checkpoints(trainer: Any) -> list[Any]:
 
 def build_trainer(cfg: DictConfig) -> Any:
     """The Lightning Trainer with the configured callbacks (null ones switched off) and logger."""
+    from oodmix.console import is_quiet, progress_bar
+
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    quiet = is_quiet(cfg.get("quiet", "auto"), multirun=_in_multirun())
+    bar = progress_bar(cfg.get("progress", "auto"), quiet=quiet)  # root knobs (oodmix.console)
+    return instantiate(
+        cfg.trainer,
+        callbacks=[*callbacks, bar] if bar else callbacks,
+        logger=logger,
+        enable_progress_bar=bar is not None,
+    )
 
 
 def format_results(metrics: dict[str, Any], threshold: str, output: Path) -> str:
@@ -244,7 +253,10 @@ def _train_and_print(cfg: DictConfig) -> float:
     )
     from lightning.pytorch.utilities import rank_zero_only
 
-    if rank_zero_only.rank == 0:  # one table, also when torchrun or srun starts every process
+    from oodmix.console import is_quiet
+
+    quiet = is_quiet(cfg.get("quiet", "auto"), multirun=_in_multirun())
+    if rank_zero_only.rank == 0 and not quiet:  # one table, also under torchrun or srun
         print(format_results(metrics, threshold, Path(cfg.output_dir) / "metrics.json"))
     return metrics[cfg.optimized_metric]
 

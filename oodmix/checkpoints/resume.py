@@ -7,7 +7,7 @@ from typing import Any
 from oodmix.config.validation import ConfigError, shown
 
 #: Keys a resumed run may change: where it resumes from and how long it trains.
-MAY_DIFFER = ("ckpt_path", "trainer.max_epochs", "trainer.max_steps")
+MAY_DIFFER = ("ckpt_path", "trainer.max_epochs", "trainer.max_steps", "progress", "quiet")
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -21,22 +21,9 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def saved_config(ckpt_path: str) -> dict[str, Any]:
     """The resolved run config stored in an oodmix checkpoint (read with weights_only=True)."""
-    import torch
+    from oodmix.inference.checkpoint import read_checkpoint
 
-    try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # not a torch file, or one that needs unsafe unpickling
-        raise ConfigError(
-            f"ckpt_path={ckpt_path} is not allowed: it cannot be read as an oodmix checkpoint "
-            f"({type(error).__name__}: {str(error).splitlines()[0][:120]})"
-        ) from None
-    config = (checkpoint.get("hyper_parameters") or {}).get("config")
-    if not isinstance(config, dict) or not config:
-        raise ConfigError(
-            f"ckpt_path={ckpt_path} is not allowed: it holds no oodmix run config "
-            "(not written by oodmix-train)"
-        )
-    return config
+    return read_checkpoint(ckpt_path, key="ckpt_path").config
 
 
 def check_same_settings(ckpt_path: str, config: dict[str, Any]) -> None:

@@ -30,6 +30,13 @@ OPTIONAL_PACKAGES = {
     ("hydra/launcher", "submitit_slurm"): _SUBMITIT,
     ("hydra/launcher", "submitit_local"): _SUBMITIT,
     ("data", "digits"): ("sklearn", "scikit-learn", "digits"),
+    ("logger", "tensorboard"): (
+        "tensorboardX",
+        "tensorboardX (TensorBoard event files)",
+        "tensorboard",
+    ),
+    ("logger", "mlflow"): ("mlflow", "MLflow's tracking client", "mlflow"),
+    ("progress", "rich"): ("rich", "the rich library", "rich"),
 }
 
 

@@ -86,6 +86,8 @@ RULES: dict[str, Rule] = {
         "a validation metric, val/<name>, e.g. val/f1",
     ),
     "plots": _BOOL,
+    "progress": _one_of("auto", "rich", "tqdm", "none"),
+    "quiet": Rule(lambda v: isinstance(v, bool) or v == "auto", "auto, true or false"),
     "ckpt_path": Rule(
         lambda v: v is None or _FILE.check(v), "null or the path of an existing checkpoint file"
     ),

@@ -95,15 +95,15 @@ def test_resume_with_other_settings_is_refused(compose_config, tmp_path):
         check_same_settings(str(last), {**config, "beta": 0.5})
     assert str(error.value) == (
         f"ckpt_path={last} is not allowed with beta=0.5: the checkpoint was trained with "
-        "beta=1.0; resume with the same settings (only trainer.max_epochs, trainer.max_steps "
-        "may change) or start a new run"
+        "beta=1.0; resume with the same settings (only trainer.max_epochs, trainer.max_steps, "
+        "progress, quiet may change) or start a new run"
     )
 
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     path = tmp_path / "notes.ckpt"
     path.write_text("not a checkpoint")
-    with pytest.raises(ConfigError, match=r"cannot be read as an oodmix checkpoint"):
+    with pytest.raises(ConfigError, match=r"^ckpt_path=.*: cannot be read as an oodmix checkpoint"):
         check_same_settings(str(path), {})
 
 
