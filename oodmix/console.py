@@ -2,28 +2,24 @@
 table (root knob `quiet`).
 
     progress: auto | rich | tqdm | none
-        auto: a bar when stderr is a terminal and the run is not quiet (rich's when rich is
-        installed, else tqdm's, which Lightning always has); none in logs, pipes, CI and
-        sweeps. rich, tqdm: that bar whatever the terminal; none: no bar at all.
+        auto: rich's bar when stderr is a terminal and the run is not quiet; none in logs,
+        pipes, CI and sweeps. rich, tqdm: that bar whatever the terminal; none: no bar.
     quiet: auto | true | false
         true: no results table (metrics.json and the loggers still get everything), and no
         bar unless `progress` names one. auto: quiet in a job of a multirun, whose report
         prints one table for the whole sweep at the end; not in a single run.
 
-The decisions are plain functions of the facts (terminal, multirun, rich installed), so they
+The decisions are plain functions of the facts (terminal, multirun), so they
 are tested without a terminal; Lightning is imported only to build a bar.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from typing import Any
 
+from oodmix.config.rules import PROGRESS_CHOICES
 from oodmix.config.validation import ConfigError
-
-PROGRESS_CHOICES = ("auto", "rich", "tqdm", "none")
-QUIET_CHOICES = ("auto", True, False)
 
 
 def is_quiet(quiet: Any, *, multirun: bool) -> bool:
@@ -35,10 +31,6 @@ def is_quiet(quiet: Any, *, multirun: bool) -> bool:
     raise ConfigError(f"quiet={quiet} is not allowed: quiet must be auto, true or false")
 
 
-def rich_installed() -> bool:
-    return importlib.util.find_spec("rich") is not None
-
-
 def stderr_is_terminal() -> bool:
     """Whether stderr, where the bars draw, is a terminal (not a file, a pipe or a job log)."""
     try:
@@ -47,7 +39,7 @@ def stderr_is_terminal() -> bool:
         return False
 
 
-def choose_progress(progress: Any, *, quiet: bool, terminal: bool, rich: bool) -> str:
+def choose_progress(progress: Any, *, quiet: bool, terminal: bool) -> str:
     """The bar a run shows: "rich", "tqdm" or "none" (see the module docstring)."""
     if progress not in PROGRESS_CHOICES or isinstance(progress, bool):
         shown = str(progress).lower() if isinstance(progress, bool) else progress
@@ -56,22 +48,13 @@ def choose_progress(progress: Any, *, quiet: bool, terminal: bool, rich: bool) -
             f"{', '.join(PROGRESS_CHOICES)}"
         )
     if progress == "auto":
-        if quiet or not terminal:
-            return "none"
-        return "rich" if rich else "tqdm"
-    if progress == "rich" and not rich:
-        raise ConfigError(
-            "progress=rich is not available: it needs the rich library, install it with: "
-            "pip install 'oodmix[rich]' (or pip install -e '.[rich]')"
-        )
+        return "none" if quiet or not terminal else "rich"
     return progress
 
 
 def progress_bar(progress: Any, *, quiet: bool) -> Any | None:
     """The Lightning progress-bar callback for this process, or None for no bar."""
-    choice = choose_progress(
-        progress, quiet=quiet, terminal=stderr_is_terminal(), rich=rich_installed()
-    )
+    choice = choose_progress(progress, quiet=quiet, terminal=stderr_is_terminal())
     if choice == "none":
         return None
     from oodmix.callbacks.progress import RichProgress, TQDMProgress

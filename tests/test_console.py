@@ -17,24 +17,23 @@ from oodmix.console import choose_progress, is_quiet, stderr_is_terminal
 
 
 @pytest.mark.parametrize(
-    ("terminal", "quiet", "rich", "expected"),
+    ("terminal", "quiet", "expected"),
     [
-        (True, False, True, "rich"),  # an interactive run
-        (True, False, False, "tqdm"),  # ... without rich installed: Lightning's own bar
-        (False, False, True, "none"),  # a log file, a pipe, CI, a SLURM job
-        (True, True, True, "none"),  # a quiet run (quiet=true, or a multirun job)
-        (False, True, True, "none"),
+        (True, False, "rich"),  # an interactive run
+        (False, False, "none"),  # a log file, a pipe, CI, a SLURM job
+        (True, True, "none"),  # a quiet run (quiet=true, or a multirun job)
+        (False, True, "none"),
     ],
 )
-def test_auto_shows_a_bar_on_a_terminal_unless_quiet(terminal, quiet, rich, expected) -> None:
-    assert choose_progress("auto", quiet=quiet, terminal=terminal, rich=rich) == expected
+def test_auto_shows_a_bar_on_a_terminal_unless_quiet(terminal, quiet, expected) -> None:
+    assert choose_progress("auto", quiet=quiet, terminal=terminal) == expected
 
 
 @pytest.mark.parametrize("choice", ["rich", "tqdm", "none"])
 def test_a_named_bar_is_shown_whatever_the_terminal(choice) -> None:
     for terminal in (True, False):
         for quiet in (True, False):
-            assert choose_progress(choice, quiet=quiet, terminal=terminal, rich=True) == choice
+            assert choose_progress(choice, quiet=quiet, terminal=terminal) == choice
 
 
 def test_quiet_auto_is_quiet_in_a_multirun_job_only() -> None:
@@ -54,13 +53,7 @@ def test_quiet_auto_is_quiet_in_a_multirun_job_only() -> None:
 )
 def test_other_progress_values_are_refused_in_one_line(progress, message) -> None:
     with pytest.raises(ConfigError, match=message):
-        choose_progress(progress, quiet=False, terminal=True, rich=True)
-
-
-def test_rich_without_the_rich_library_names_the_extra() -> None:
-    with pytest.raises(ConfigError) as error:
-        choose_progress("rich", quiet=False, terminal=True, rich=False)
-    assert "pip install 'oodmix[rich]'" in str(error.value)
+        choose_progress(progress, quiet=False, terminal=True)
 
 
 class _Stream(io.StringIO):

@@ -64,26 +64,20 @@ def margins_ordered(cfg: dict[str, Any]) -> str | None:
     return None
 
 
-def annulus_radii_ordered(cfg: dict[str, Any]) -> str | None:
+def ring_sectors_ordered(cfg: dict[str, Any]) -> str | None:
+    """Each ring sector (Annulus) needs r_in < r_out and theta_start < theta_end."""
     for i, c in enumerate((cfg.get("data") or {}).get("classes") or []):
-        region = c.get("region") or {}
-        if "r_out" in region and not region.get("r_in", 0.0) < region["r_out"]:
-            return (
-                f"data.classes[{i}].region.r_in={region.get('r_in')} is not allowed: "
-                f"it must be below r_out={region['r_out']}"
-            )
-    return None
-
-
-def angles_ordered(cfg: dict[str, Any]) -> str | None:
-    for i, c in enumerate((cfg.get("data") or {}).get("classes") or []):
-        region = c.get("region") or {}
-        start, end = region.get("theta_start", 0.0), region.get("theta_end", 2 * math.pi)
-        if not start < end:
-            return (
-                f"data.classes[{i}].region.theta_start={start} is not allowed: "
-                f"it must be below theta_end={end}"
-            )
+        region, where = c.get("region") or {}, f"data.classes[{i}].region"
+        if "r_out" not in region:
+            continue  # a disk
+        pairs = [("r_in", region.get("r_in", 0.0), "r_out", region["r_out"])]
+        pairs.append(
+            ("theta_start", region.get("theta_start", 0.0),
+             "theta_end", region.get("theta_end", 2 * math.pi))
+        )  # fmt: skip
+        for low_key, low, high_key, high in pairs:
+            if not low < high:
+                return f"{where}.{low_key}={low} is not allowed: it must be below {high_key}={high}"
     return None
 
 
@@ -115,8 +109,7 @@ def energy_margins_ordered(cfg: dict[str, Any]) -> str | None:
 CHECKS: list[Callable[[dict[str, Any]], str | None]] = [
     id_support_inside_box,
     margins_ordered,
-    annulus_radii_ordered,
-    angles_ordered,
+    ring_sectors_ordered,
     digit_classes_disjoint,
     energy_margins_ordered,
 ]

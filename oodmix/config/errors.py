@@ -16,6 +16,16 @@ from omegaconf.errors import OmegaConfBaseException
 
 from oodmix.config.validation import ConfigError
 
+#: Longest message a one-line report keeps (failure.json, refusals quoting a library's error).
+MESSAGE_LIMIT = 300
+
+
+def one_line(error: BaseException, limit: int = MESSAGE_LIMIT) -> str:
+    """The error's message on one line (whitespace collapsed), cut at `limit` characters with
+    an ellipsis."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 def debugging() -> bool:
     """Whether the user asked for full tracebacks (OODMIX_DEBUG=1; oodmix-train also takes

@@ -36,7 +36,6 @@ OPTIONAL_PACKAGES = {
         "tensorboard",
     ),
     ("logger", "mlflow"): ("mlflow", "MLflow's tracking client", "mlflow"),
-    ("progress", "rich"): ("rich", "the rich library", "rich"),
 }
 
 

@@ -67,6 +67,9 @@ _FILE = Rule(lambda v: isinstance(v, str) and os.path.isfile(v), "the path of an
 #: The names model.activation accepts (oodmix.models.mlp.ACTIVATIONS; a test keeps them equal).
 ACTIVATION_NAMES = ("gelu", "relu", "silu", "tanh")
 
+#: The progress bars a run can show (oodmix.console).
+PROGRESS_CHOICES = ("auto", "rich", "tqdm", "none")
+
 #: Lightning precision settings for the trainer (lightning.fabric.connector's list).
 PRECISIONS = (
     "64-true", "64", 64, "32-true", "32", 32, "16-mixed", "16", 16,
@@ -86,7 +89,7 @@ RULES: dict[str, Rule] = {
         "a validation metric, val/<name>, e.g. val/f1",
     ),
     "plots": _BOOL,
-    "progress": _one_of("auto", "rich", "tqdm", "none"),
+    "progress": _one_of(*PROGRESS_CHOICES),
     "quiet": Rule(lambda v: isinstance(v, bool) or v == "auto", "auto, true or false"),
     "ckpt_path": Rule(
         lambda v: v is None or _FILE.check(v), "null or the path of an existing checkpoint file"

@@ -19,15 +19,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from oodmix.config.errors import one_line
 from oodmix.inference.errors import InferenceError
 
 #: The score a run used before the config named its detector (DetectionEvaluation's default).
 DEFAULT_DETECTOR = {"_target_": "oodmix.detectors.MaxSoftmaxScore"}
 
 
-def _one_line(error: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _one_line(error: BaseException, limit: int) -> str:
+    return one_line(error, limit) or type(error).__name__
 
 
 @dataclass(frozen=True)

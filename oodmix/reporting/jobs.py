@@ -11,12 +11,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from oodmix.config.errors import one_line
 from oodmix.files import write_json_atomic
 
 #: What a job of a multirun writes into its folder when it fails (see `write_failure`).
 FAILURE_FILE = "failure.json"
-#: Longest message kept on the one line shown on the console and in the report.
-MESSAGE_LIMIT = 300
 
 
 @dataclass
@@ -47,12 +46,6 @@ def parse_overrides(lines: list[str]) -> dict[str, str]:
             continue
         parsed[key.lstrip("+")] = value
     return parsed
-
-
-def one_line(error: BaseException) -> str:
-    """The error's message on one line (whitespace collapsed), cut at MESSAGE_LIMIT characters."""
-    text = " ".join(str(error).split())
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
 
 
 def failure_reason(record: dict[str, Any]) -> str:

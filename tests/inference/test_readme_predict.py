@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,9 @@ def test_the_readme_command_runs_as_written(readme_section, demo_folder, capsys)
     commands = code_block(readme_section, "bash").strip().splitlines()
     assert commands[0] == "oodmix-train hydra.run.dir=outputs/demo"  # the fixture's stand-in
     (predict,) = [line for line in commands if line.startswith("oodmix-predict ")]
-    (demo_folder / "points.csv").write_text("x,y\n-2,-2\n2,2.5\n0,0\n8,-7\n")
+    (make_points,) = [line for line in commands if line.startswith("printf ")]
+    subprocess.run(make_points, shell=True, cwd=demo_folder, check=True)
+    assert (demo_folder / "points.csv").read_text() == "x,y\n-2,-2\n2,2.5\n0,0\n8,-7\n"
     main(shlex.split(predict)[1:])
     out = capsys.readouterr().out
     assert out.startswith("oodmix-predict: 4 rows, ") and out.endswith("wrote predictions.csv\n")

@@ -10,15 +10,9 @@ import pytest
 from omegaconf import OmegaConf
 from sweep_factory import make_job
 
+from oodmix.config.errors import MESSAGE_LIMIT, one_line
 from oodmix.reporting.hydra_callback import SweepOutcome, WriteSweepReport, take_sweep_outcome
-from oodmix.reporting.jobs import (
-    MESSAGE_LIMIT,
-    failure_reason,
-    load_job,
-    load_jobs,
-    one_line,
-    write_failure,
-)
+from oodmix.reporting.jobs import failure_reason, load_job, load_jobs, write_failure
 from oodmix.reporting.report import build_report
 
 FAILURE = {
