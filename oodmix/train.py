@@ -26,6 +26,7 @@ from oodmix.config.errors import debugging, describe
 from oodmix.config.overrides import check_command_line
 from oodmix.config.paths import config_dir
 from oodmix.config.validation import ConfigError, check_accelerator, validate
+from oodmix.failures import RunFailure
 from oodmix.files import write_json_atomic
 
 # Lightning 2.6 calls a torch pytree API that newer torch marks deprecated, on every run.
@@ -297,17 +298,20 @@ def _run_job(cfg: DictConfig) -> float | None:
     A failed job of a multirun is recorded in its folder and returns None, so that Hydra's
     launchers go on with the next jobs and the Optuna sweeper marks the trial failed (a NaN
     would crash hydra-optuna-sweeper 1.3). A single run keeps its errors: a ConfigError is
-    one line and exit code 2; any other exception propagates with its traceback.
+    one line and exit code 2, a RunFailure (the run diverged) one line and exit code 1; any
+    other exception propagates with its traceback.
     """
     multirun = _in_multirun()
     if multirun:  # left by an earlier run into the same sweep folder
         _failure_file().unlink(missing_ok=True)
     try:
         return _train_and_print(cfg)
-    except ConfigError as error:
+    except (ConfigError, RunFailure) as error:
         if not multirun:
+            if debugging():
+                raise
             print(f"oodmix-train: error: {error}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(2 if isinstance(error, ConfigError) else 1)
         _record_job_failure(error)
     except Exception as error:  # not KeyboardInterrupt or SystemExit: those stop the sweep
         if not multirun:

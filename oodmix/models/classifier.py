@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from oodmix.data.loaders import TRAIN_PARTS
+from oodmix.failures import TrainingDiverged
 from oodmix.losses.base import OODLoss
 from oodmix.metrics.publish import publish
 
@@ -32,10 +33,11 @@ class EpochMean:
         self.values: list[torch.Tensor] = []
         self.sizes: list[int] = []
 
-    def update(self, terms: dict[str, torch.Tensor], batch_size: int) -> None:
+    def update(self, names: list[str], values: torch.Tensor, batch_size: int) -> None:
+        """Add one step's terms: `values` stacks them (detached) in the order of `names`."""
         if not self.names:
-            self.names = list(terms)
-        self.values.append(torch.stack([value.detach() for value in terms.values()]))
+            self.names = list(names)
+        self.values.append(values)
         self.sizes.append(batch_size)
 
     def state_dict(self) -> dict[str, Any]:
@@ -79,6 +81,9 @@ class OODClassifier(L.LightningModule):
     All parts a loss needs go through the network in one forward pass (one concatenation,
     one split), since per-call overhead dominates for a tiny network. Each term the loss
     returns is logged as `train/<name>`, its mean over the epoch's samples.
+
+    A step whose loss terms are not all finite is not taken: training stops there with
+    `oodmix.failures.TrainingDiverged` (see `refuse_non_finite`).
     """
 
     def __init__(
@@ -128,6 +133,8 @@ class OODClassifier(L.LightningModule):
         optimizer = self.optimizers()
         for batch in chunk:
             terms = self.step_terms(batch)
+            values = torch.stack([value.detach() for value in terms.values()])
+            self.refuse_non_finite(list(terms), values)
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(terms["loss"])
             if self.gradient_clip_val is not None:
@@ -137,7 +144,21 @@ class OODClassifier(L.LightningModule):
                     gradient_clip_algorithm=self.gradient_clip_algorithm,
                 )
             optimizer.step()
-            self.epoch_terms.update(terms, batch_size=batch["id"][0].shape[0])
+            self.epoch_terms.update(list(terms), values, batch_size=batch["id"][0].shape[0])
+
+    def refuse_non_finite(self, names: list[str], values: torch.Tensor) -> None:
+        """Stop training at a step whose loss terms are not all finite, before its backward pass
+        and optimiser step: a diverged run must fail, never go on to report numbers.
+
+        This is the one host synchronisation per optimiser step (the step must not be taken
+        when its loss is nan or inf, and that is known only once the value is read); on the CPU
+        it costs a few microseconds, on a GPU it waits for the step's forward pass.
+        """
+        if bool(torch.isfinite(values).all()):
+            return
+        raise TrainingDiverged.from_values(
+            self.current_epoch, self.trainer.global_step, names, values.tolist()
+        )
 
     def on_train_epoch_end(self) -> None:
         """Log each term's epoch mean as `train/<name>` (mean over processes under DDP)."""

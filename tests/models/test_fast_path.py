@@ -83,8 +83,8 @@ def test_steps_per_chunk_must_be_positive():
 def test_epoch_mean_weights_steps_by_their_samples():
     """Two steps of 3 and 1 samples: mean = (3 a + 1 b) / 4 for every term."""
     means = EpochMean()
-    means.update({"loss": torch.tensor(2.0), "ce": torch.tensor(1.0)}, batch_size=3)
-    means.update({"loss": torch.tensor(6.0), "ce": torch.tensor(5.0)}, batch_size=1)
+    means.update(["loss", "ce"], torch.tensor([2.0, 1.0]), batch_size=3)
+    means.update(["loss", "ce"], torch.tensor([6.0, 5.0]), batch_size=1)
     result = means.compute()
     assert result["loss"].item() == pytest.approx((3 * 2.0 + 6.0) / 4)
     assert result["ce"].item() == pytest.approx((3 * 1.0 + 5.0) / 4)
@@ -122,7 +122,8 @@ def test_training_path_has_no_collate_no_copies_and_no_host_syncs(compose_config
     - every epoch reads the very same split tensors (nothing copied per epoch), and every step
       batch is the rows of those tensors that its indices name;
     - batch slicing, mixup, the forward pass plus loss and the epoch-mean update run no op
-      that waits for the device (.item(), nonzero, ...) or copies to another device.
+      that waits for the device (.item(), nonzero, ...) or copies to another device; a whole
+      training step waits once per optimiser step, to read whether its loss is finite.
     """
 
     def forbidden(*args, **kwargs):
@@ -155,12 +156,28 @@ def test_training_path_has_no_collate_no_copies_and_no_host_syncs(compose_config
 
     original_update = EpochMean.update
 
-    def watched_update(self, terms, batch_size):
+    def watched_update(self, names, values, batch_size):
         with recorder:
-            original_update(self, terms, batch_size)
+            original_update(self, names, values, batch_size)
+
+    # The backward pass waits for nothing; the finiteness check of each step's loss terms
+    # reads one flag (the one host synchronisation of a step, besides the optimiser's own).
+    check_recorder, backward_recorder = HostSyncRecorder(), HostSyncRecorder()
+    original_check = OODClassifier.refuse_non_finite
+    original_backward = OODClassifier.manual_backward
+
+    def watched_check(self, names, values):
+        with check_recorder:
+            original_check(self, names, values)
+
+    def watched_backward(self, loss, *args, **kwargs):
+        with backward_recorder:
+            original_backward(self, loss, *args, **kwargs)
 
     monkeypatch.setattr(OODClassifier, "step_terms", watched_step_terms)
     monkeypatch.setattr(EpochMean, "update", watched_update)
+    monkeypatch.setattr(OODClassifier, "refuse_non_finite", watched_check)
+    monkeypatch.setattr(OODClassifier, "manual_backward", watched_backward)
     monkeypatch.setattr(TrainBatches, "step_batches", watched_step_batches)
 
     cfg = compose_config(*TRAIN_ONLY, "loss=ce_kl_mixup")
@@ -180,6 +197,8 @@ def test_training_path_has_no_collate_no_copies_and_no_host_syncs(compose_config
     assert len(pointers) == 1  # three epochs, one set of tensors
     assert {"index", "lerp", "addmm"} <= set(recorder.ops)  # slicing, mixup and the net ran
     assert recorder.flagged == []
+    assert backward_recorder.flagged == [] and "mm" in backward_recorder.ops
+    assert check_recorder.flagged == ["_local_scalar_dense"] * run.trainer.global_step
     splits = datamodule.splits
     for batch in checked_batches[:20]:
         x, y = batch["id"]
