@@ -82,7 +82,10 @@ RULES: dict[str, Rule] = {
     "beta": _number_at_least(0),
     "delta": Rule(lambda v: is_number(v) and 0 < v < 1, "a number strictly between 0 and 1"),
     "mixup.alpha": _number_above(0),
-    "mixup.pairs": _one_of("within", "cross", "both"),
+    "mixup.pairs": Rule(
+        lambda v: v in (None, "within", "cross", "both"),
+        "null (the objective's own: within for ce_kl_mixup, cross for mixoe), within, cross or both",
+    ),
     "test_ckpt": Rule(lambda v: v in ("best", "last"), "'best' or 'last'"),
     "optimized_metric": Rule(
         lambda v: isinstance(v, str) and v.startswith("val/"),
@@ -155,7 +158,9 @@ RULES: dict[str, Rule] = {
     "data.test": _FILE,
     # Objectives and detectors
     "loss.beta": _number_at_least(0),
-    "loss.pairs": _one_of("within", "cross", "both"),
+    "loss.pairs": Rule(
+        lambda v: v in (None, "within", "cross", "both"), "null, within, cross or both"
+    ),
     "loss.lam": _number_at_least(0),
     "loss.weight": _number_at_least(0),
     "loss.margin_in": Rule(is_number, "a finite number"),

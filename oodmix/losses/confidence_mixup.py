@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from oodmix.losses.confidence import ConfidenceLoss
-from oodmix.losses.mixed_terms import mixed_parts, mixed_terms
+from oodmix.losses.mixed_terms import mixed_parts, mixed_terms, resolve_pairs
 
 
 class ConfidenceMixupLoss(ConfidenceLoss):
@@ -20,15 +20,16 @@ class ConfidenceMixupLoss(ConfidenceLoss):
     are trained on in addition to the clean ones. Each term is a mean over its own group.
     Terms: `ce`, `kl`, `ce_mix`, `kl_mix`.
 
-    `pairs` (mixup.pairs) changes which mixed samples are added: "within" is the paper's;
+    `pairs` (mixup.pairs) changes which mixed samples are added: "within" is the paper's (and
+    what None means);
     "cross" adds ID x OOD mixes with target lam * onehot(y) + (1 - lam) * U (term `ce_cross`,
     weight beta) instead; "both" adds all three (see oodmix.losses.mixed_terms).
     """
 
-    def __init__(self, beta: float = 1.0, pairs: str = "within") -> None:
+    def __init__(self, beta: float = 1.0, pairs: str | None = "within") -> None:
         super().__init__(beta)
-        self.pairs = pairs
-        self.requires = frozenset({"id", "ood"}) | mixed_parts(pairs)
+        self.pairs = resolve_pairs(pairs, default="within")
+        self.requires = frozenset({"id", "ood"}) | mixed_parts(self.pairs)
 
     def forward(
         self, logits: Mapping[str, torch.Tensor], batch: Mapping[str, Any]

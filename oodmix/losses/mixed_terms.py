@@ -27,13 +27,22 @@ PAIRS = {
 }
 
 
-def mixed_parts(pairs: str) -> frozenset[str]:
-    """The batch parts `pairs` asks the datamodule for."""
+def resolve_pairs(pairs: str | None, default: str) -> str:
+    """mixup.pairs as an objective uses it: null means the objective's own `default` (within for
+    the paper's objective, cross for MixOE), so that every value a user sets is honoured."""
+    if pairs is None:
+        return default
     if pairs not in PAIRS:
         raise ValueError(
-            f"mixup.pairs={pairs!r} is not allowed: mixup.pairs must be one of within, cross, both"
+            f"mixup.pairs={pairs!r} is not allowed: mixup.pairs must be null (the objective's "
+            f"own), within, cross or both"
         )
-    return PAIRS[pairs]
+    return pairs
+
+
+def mixed_parts(pairs: str) -> frozenset[str]:
+    """The batch parts `pairs` (within, cross or both) asks the datamodule for."""
+    return PAIRS[resolve_pairs(pairs, "within")]
 
 
 def mixed_terms(

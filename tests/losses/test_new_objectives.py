@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 
 from oodmix.config.overrides import check_command_line
 from oodmix.config.validation import ConfigError
@@ -349,6 +350,7 @@ def test_mixoe_datamodule_draws_ood_and_mixes_id_with_it():
         (["loss=energy", "detector=energy"], {"ce", "energy_id", "energy_ood"}),
         (["loss=mixoe"], {"ce", "ce_cross"}),
         (["loss=ce_kl_mixup", "mixup.pairs=both"], {"ce", "kl", "ce_mix", "kl_mix", "ce_cross"}),
+        (["loss=mixoe", "mixup.pairs=both"], {"ce", "ce_cross", "ce_mix", "kl_mix"}),
     ],
 )
 def test_new_objectives_train_end_to_end(compose_config, overrides, terms):
@@ -362,6 +364,24 @@ def test_new_objectives_train_end_to_end(compose_config, overrides, terms):
     with open(run / "csv" / "metrics.csv") as handle:
         columns = set(next(csv.reader(handle)))
     assert {f"train/{t}" for t in terms} <= columns
+
+
+@pytest.mark.parametrize(
+    ("loss", "pairs", "parts"),
+    [
+        ("ce_kl_mixup", None, {"id_mix", "ood_mix"}),
+        ("mixoe", None, {"cross_mix"}),
+        ("mixoe", "both", {"id_mix", "ood_mix", "cross_mix"}),
+        ("mixoe", "within", {"id_mix", "ood_mix"}),
+        ("ce_kl_mixup", "cross", {"cross_mix"}),
+    ],
+)
+def test_mixup_pairs_is_honoured_by_every_mixing_objective(compose_config, loss, pairs, parts):
+    """mixup.pairs=null (the default) is each objective's own pairing; any other value is what
+    the objective trains on, MixOE included (its config once fixed cross and ignored the knob)."""
+    overrides = [f"loss={loss}"] + ([f"mixup.pairs={pairs}"] if pairs else [])
+    built = instantiate(compose_config(*overrides).loss)
+    assert built.requires & {"id_mix", "ood_mix", "cross_mix"} == parts
 
 
 def test_unknown_pairs_refused_on_the_command_line():
