@@ -84,7 +84,8 @@ RULES: dict[str, Rule] = {
     "mixup.alpha": _number_above(0),
     "mixup.pairs": Rule(
         lambda v: v in (None, "within", "cross", "both"),
-        "null (the objective's own: within for ce_kl_mixup, cross for mixoe), within, cross or both",
+        "null (the objective's own: within for ce_kl_mixup, cross for mixoe), within, cross "
+        "or both",
     ),
     "test_ckpt": Rule(lambda v: v in ("best", "last"), "'best' or 'last'"),
     "optimized_metric": Rule(
