@@ -50,7 +50,7 @@ class OODSplits:
 class OODDataModule(L.LightningDataModule):
     """Base of oodmix datasets: subclasses implement `generate()`, set num_features, num_classes.
 
-    Training batches are dicts (see DESIGN.md):
+    Training batches are dicts (the batch contract of docs/architecture.md):
 
         {"id": (x, y), "ood": x_ood, "id_mix": (x, soft_y), "ood_mix": x_ood_mix,
          "cross_mix": (x, soft_target)}
