@@ -13,7 +13,8 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from oodmix.config.errors import debugging, describe
-from oodmix.config.run_dirs import check_run_dir
+from oodmix.config.run_dirs import check_run_dir, release_unused_claims
+from oodmix.config.unused_settings import check_run, check_sweep
 from oodmix.config.validation import ConfigError, validate
 
 
@@ -40,14 +41,24 @@ class CheckBeforeWriting(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             validate(config)
+            check_run(config)
             if not _later_rank():
                 check_run_dir(Path(config.hydra.run.dir), config.get("ckpt_path"))
         except (ConfigError, OmegaConfBaseException) as error:
+            release_unused_claims(None)
             _refuse(error)
+        release_unused_claims(Path(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             validate(config)
+            check_sweep(config)
             check_run_dir(Path(config.hydra.sweep.dir), None, key="hydra.sweep.dir")
         except (ConfigError, OmegaConfBaseException) as error:
+            release_unused_claims(None)
             _refuse(error)
+        release_unused_claims(Path(config.hydra.sweep.dir))
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra composed this job's config just now, claiming folders no run uses.
+        release_unused_claims(Path(config.hydra.runtime.output_dir))

@@ -18,17 +18,26 @@ from omegaconf import OmegaConf
 
 from oodmix.config.validation import ConfigError
 
+#: Folders this process created through claim_fresh_dir, parents included, in creation order.
+#: OmegaConf evaluates an interpolation that it merges another value over, so while Hydra
+#: composes a config (an experiment's hydra.sweep.dir over the default's; again for every job
+#: of a sweep) the resolver claims folders that no run uses: `release_unused_claims` removes them.
+_CREATED: list[Path] = []
+
 
 def claim_fresh_dir(path: str) -> str:
     """Create and return `path`, or the first free `path_2`, `path_3`, ... (exclusive mkdir)."""
     folder = Path(path)
+    missing = [p for p in (folder.parent, *folder.parent.parents) if not p.exists()]
     folder.parent.mkdir(parents=True, exist_ok=True)
+    _CREATED.extend(reversed(missing))
     for n in range(1, 1000):
         candidate = folder if n == 1 else folder.with_name(f"{folder.name}_{n}")
         try:
             candidate.mkdir()
         except FileExistsError:
             continue
+        _CREATED.append(candidate)
         return str(candidate)
     raise ConfigError(f"{path}: 999 run folders of that name exist already; choose hydra.run.dir")
 
@@ -70,6 +79,22 @@ def check_run_dir(folder: Path, ckpt_path: Any, key: str = "hydra.run.dir") -> N
         "writes over an earlier run; choose a new folder (or resume that run with "
         "ckpt_path=<its checkpoints/last.ckpt>)"
     )
+
+
+def release_unused_claims(keep: Path | None) -> None:
+    """Remove the folders this process claimed (or created as their parents) that are still
+    empty, except `keep` and its parents (None: keep none, the command was refused): claims
+    made while Hydra composed configs whose folder no run uses. Only empty folders go, so
+    nothing written is ever lost."""
+    kept = [] if keep is None else [keep.resolve(), *keep.resolve().parents]
+    for folder in reversed(_CREATED):
+        if folder.resolve() in kept:
+            continue
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            continue
+        _CREATED.remove(folder)
 
 
 def register_resolvers() -> None:
