@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from oodmix.config.errors import debugging, describe
 from oodmix.config.overrides import check_command_line
 from oodmix.config.paths import config_dir
+from oodmix.config.run_checks import tested_weights_problem
 from oodmix.config.validation import ConfigError, check_accelerator, validate
 from oodmix.failures import RunFailure
 from oodmix.files import write_json_atomic
@@ -141,10 +142,28 @@ class Run:
     trainer: Any
 
 
+def build_parts(cfg: DictConfig) -> tuple[Any, Any, Any]:
+    """The datamodule, objective and network of a run; a constructor's refusal as ConfigError.
+
+    Also built before Hydra makes the run folder (oodmix.config.run_checks), so that such a
+    refusal leaves nothing behind.
+    """
+    with refusals_as_config_errors():
+        datamodule = instantiate(cfg.data)
+        loss = instantiate(cfg.loss)
+        datamodule.request_parts(loss.requires)  # refuses e.g. a mixup loss with mixup=null
+        net = instantiate(
+            cfg.model.net, in_features=datamodule.num_features, num_classes=datamodule.num_classes
+        )
+    return datamodule, loss, net
+
+
 def build_run(cfg: DictConfig) -> Run:
     """Validate `cfg`, seed everything, and build the datamodule, model and trainer of a run.
 
     Shared by `train` and the benchmarks, so that a benchmark times exactly what a run trains.
+    A single run of oodmix-train made these checks before Hydra made its folder
+    (oodmix.config.hydra_callback); here they are the last resort, for what had no such check.
     """
     validate(cfg)
     check_accelerator(cfg)
@@ -159,13 +178,7 @@ def build_run(cfg: DictConfig) -> Run:
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    with refusals_as_config_errors():
-        datamodule = instantiate(cfg.data)
-        loss = instantiate(cfg.loss)
-        datamodule.request_parts(loss.requires)  # refuses e.g. a mixup loss with mixup=null
-        net = instantiate(
-            cfg.model.net, in_features=datamodule.num_features, num_classes=datamodule.num_classes
-        )
+    datamodule, loss, net = build_parts(cfg)
     # Hydra's own section is present only when a config is composed with it (tests).
     run_config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
     module = OODClassifier(
@@ -177,11 +190,9 @@ def build_run(cfg: DictConfig) -> Run:
         gradient_clip_algorithm=cfg.model.get("gradient_clip_algorithm", "norm"),
     )
     trainer = build_trainer(cfg)
-    if cfg.test_ckpt == "best" and not _monitoring_checkpoints(trainer):
-        raise ConfigError(
-            "test_ckpt=best is not allowed here: no checkpoint callback monitors a validation "
-            "metric (callbacks.model_checkpoint is off); use test_ckpt=last"
-        )
+    reason = tested_weights_problem(cfg.test_ckpt, bool(_monitoring_checkpoints(trainer)))
+    if reason:
+        raise ConfigError(reason)
     return Run(datamodule, module, trainer)
 
 
@@ -194,7 +205,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if resume_from:
         from oodmix.checkpoints.resume import check_same_settings
 
-        check_same_settings(resume_from, module.hparams["config"])
+        check_same_settings(resume_from, cfg)
 
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 

@@ -114,6 +114,60 @@ def test_an_occupied_run_folder_is_never_written_over(tmp_path: Path) -> None:
     assert (run_dir / "metrics.json").read_text() == '{"test/f1": 0.5}'
 
 
+def _npz_with_a_nan(folder: Path) -> list[str]:
+    """data=npz overrides whose training file has a NaN (refused when the datamodule is built)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x_id, x_ood = rng.normal(size=(40, 2)), rng.normal(size=(30, 2))
+    x_id[5, 1] = np.nan
+    folder.mkdir()
+    np.savez(folder / "train.npz", x_id=x_id, y_id=np.arange(40) % 2, x_ood=x_ood)
+    for split in ("val", "test"):
+        np.savez(folder / f"{split}.npz", x=rng.normal(size=(20, 2)), is_id=np.arange(20) % 2)
+    return ["data=npz", *(f"data.{s}={folder / s}.npz" for s in ("train", "val", "test"))]
+
+
+def _no_gpu_here() -> bool:
+    import torch
+
+    return not (torch.cuda.is_available() or torch.backends.mps.is_available())
+
+
+# Refusals that need the run's classes (the checkpoint callbacks, the datamodule, torch's GPUs),
+# made before Hydra makes the run folder.
+BUILT_REFUSALS = {
+    "tested weights": (
+        lambda tmp: ["callbacks.model_checkpoint=null"],
+        "test_ckpt=best is not allowed here: no checkpoint callback monitors a validation metric",
+    ),
+    "a class's rule": (
+        lambda tmp: ["data=moons", "data.classes.0.region.r_in=2"],
+        "data.classes[0].region.r_in=2 is not allowed: it must be below r_out=1.2",
+    ),
+    "a constructor": (_npz_with_a_nan, "'x_id' has NaN or inf in 1 rows (first: row 5)"),
+    "no GPU": (
+        lambda tmp: ["trainer=gpu"] if _no_gpu_here() else pytest.skip("a GPU is present"),
+        "trainer.accelerator=gpu is not allowed here: no GPU is visible to torch",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BUILT_REFUSALS))
+def test_refusals_of_what_a_run_builds_leave_no_folder(tmp_path: Path, case) -> None:
+    """One line, exit 2, and no run folder: the default one (outputs/runs/<date>/<time>, claimed
+    while Hydra composed the config) is released, and nothing else is made."""
+    make, expected = BUILT_REFUSALS[case]
+    args = make(tmp_path / "inputs")
+    before = sorted(tmp_path.iterdir())
+    result = run([str(BIN / "oodmix-train"), *args], cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert sorted(tmp_path.iterdir()) == before
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     import csv
 

@@ -1,4 +1,11 @@
-"""Checks a run's composed config and its folder before Hydra writes anything there."""
+"""Checks a run's composed config and its folder before Hydra writes anything there.
+
+The order puts what answers at once first: the run folder, the value rules, the settings
+that would change nothing; then what needs torch and Lightning (building the run's parts, the
+resumed checkpoint's settings: oodmix.config.run_checks), seconds which the run would spend
+right after anyway. What can only be checked once the folder exists is refused in the job
+(see oodmix.config.run_checks for the list).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from oodmix.config.errors import debugging, describe
+from oodmix.config.run_checks import check_run_builds
 from oodmix.config.run_dirs import check_run_dir, release_unused_claims
 from oodmix.config.unused_settings import check_run, check_sweep
 from oodmix.config.validation import ConfigError, validate
@@ -35,15 +43,18 @@ def _later_rank() -> bool:
 
 class CheckBeforeWriting(Callback):
     """Hydra calls on_run_start / on_multirun_start after composing the config and before it
-    creates the run (or sweep) folder: a bad value or an occupied folder stops here, with
-    nothing written. A sweep's own values are checked per value by the command-line check."""
+    creates the run (or sweep) folder: a bad value, an occupied folder, a part that cannot be
+    built or a resume with other settings stops here, with nothing written. A sweep's own
+    values are checked per value by the command-line check."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            validate(config)
-            check_run(config)
+            # The folder first: resolving it may claim a new one, which a refusal releases.
             if not _later_rank():
                 check_run_dir(Path(config.hydra.run.dir), config.get("ckpt_path"))
+            validate(config)
+            check_run(config)
+            check_run_builds(config)
         except (ConfigError, OmegaConfBaseException) as error:
             release_unused_claims(None)
             _refuse(error)

@@ -67,12 +67,25 @@ def _is_empty(folder: Path) -> bool:
     return not folder.exists() or not any(folder.iterdir())
 
 
+def _as_given(folder: Path) -> str:
+    """A folder as a user would type it: relative to the working directory when inside it."""
+    try:
+        return str(folder.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(folder)
+
+
 def check_run_dir(folder: Path, ckpt_path: Any, key: str = "hydra.run.dir") -> None:
-    """Refuse to write into a folder that already holds files, unless resuming the run in it."""
-    if _is_empty(folder):
-        return
+    """Refuse to write into a folder that already holds files, unless resuming the run in it;
+    and refuse to resume a run (a checkpoint in its run folder) anywhere but in that folder."""
     resumed = checkpoint_run_dir(ckpt_path)
-    if resumed is not None and resumed == folder.resolve():
+    if resumed is not None and resumed != folder.resolve():
+        raise ConfigError(
+            f"{key}={folder} is not allowed with ckpt_path={ckpt_path}: a resumed run goes on "
+            f"in its own folder, {_as_given(resumed)}, and {key} cannot move it; leave {key} "
+            "out to resume there"
+        )
+    if _is_empty(folder) or resumed is not None:
         return
     raise ConfigError(
         f"{key}={folder} is not allowed: the folder already holds files and oodmix never "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,116 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     path.write_text("not a checkpoint")
     with pytest.raises(ConfigError, match=r"^ckpt_path=.*: cannot be read as an oodmix checkpoint"):
         check_same_settings(str(path), {})
+
+
+# The run the refusals below resume: trained once by the console script, as a user would.
+FIRST = ["trainer.max_epochs=1", "plots=false"]
+TAIL = (
+    "; resume with the same settings (only trainer.max_epochs, trainer.max_steps, progress, "
+    "quiet may change) or start a new run"
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """<folder>/run: a run of FIRST, with its .hydra record and checkpoints/last.ckpt."""
+    folder = tmp_path_factory.mktemp("trained")
+    result = _run([*FIRST, "hydra.run.dir=run"], cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder / "run"
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder below `folder`: (size, modification time in ns)."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize("other_exists", [False, True])
+def test_resume_into_another_folder_is_refused_before_anything_is_written(trained, other_exists):
+    """hydra.run.dir cannot move a resumed run: one line naming the run's own folder, exit 2,
+    the other folder left as it was (absent, or empty) and the run untouched."""
+    cwd = trained.parent
+    other = cwd / f"other_{other_exists}"
+    if other_exists:
+        other.mkdir()
+    before = _snapshot(trained)
+    last = "run/checkpoints/last.ckpt"
+    result = _run([*FIRST, f"ckpt_path={last}", f"hydra.run.dir={other.name}"], cwd=cwd)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"oodmix-train: error: hydra.run.dir={other.name} is not allowed with ckpt_path={last}: "
+        "a resumed run goes on in its own folder, run, and hydra.run.dir cannot move it; leave "
+        "hydra.run.dir out to resume there"
+    ]
+    assert (sorted(other.iterdir()) == []) if other_exists else not other.exists()
+    assert _snapshot(trained) == before
+
+
+def test_resume_with_a_changed_setting_is_refused_before_anything_is_written(trained):
+    """beta=0.5 on resume: one line, exit 2; no config record, log or checkpoint is written."""
+    before = _snapshot(trained)
+    last = "run/checkpoints/last.ckpt"
+    result = _run([*FIRST, f"ckpt_path={last}", "beta=0.5"], cwd=trained.parent)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"oodmix-train: error: ckpt_path={last} is not allowed with beta=0.5: the checkpoint "
+        f"was trained with beta=1.0{TAIL}"
+    ]
+    assert _snapshot(trained) == before
+    assert not (trained.parent / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        # callbacks.confidence_map.enabled interpolates plots
+        (["plots=true"], "with plots=true: the checkpoint was trained with plots=false"),
+        # data.mixup.alpha and loss.alpha come from mixup.alpha
+        (
+            ["mixup.alpha=0.5"],
+            "with mixup.alpha=0.5: the checkpoint was trained with mixup.alpha=1.0",
+        ),
+        # a config group: its choice, read from the run's .hydra/hydra.yaml
+        (["loss=ce_kl"], "with loss=ce_kl: the checkpoint was trained with loss=ce_kl_mixup"),
+        (["logger=none"], "with logger=none: the checkpoint was trained with logger=csv"),
+        (
+            ["model.hidden=[8]"],
+            "with model.hidden=[8]: the checkpoint was trained with model.hidden=[32, 32]",
+        ),
+    ],
+)
+def test_a_changed_setting_is_named_as_the_user_sets_it(compose_config, trained, overrides, named):
+    last = trained / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError) as error:
+        check_same_settings(str(last), compose_config(*FIRST, *overrides))
+    assert str(error.value) == f"ckpt_path={last} is not allowed {named}{TAIL}"
+
+
+def test_folders_are_no_settings(compose_config, trained, tmp_path):
+    """The run folder (output_dir, checkpoint and logger folders) differs from the recorded one
+    when the run was moved: the settings are still the same."""
+    moved = tmp_path / "moved"
+    shutil.copytree(trained, moved)
+    cfg = compose_config(*FIRST, "trainer.max_epochs=5", "progress=none")
+    assert cfg.output_dir != str(trained)
+    check_same_settings(str(moved / "checkpoints" / "last.ckpt"), cfg)
+
+
+def test_a_checkpoint_outside_its_run_names_the_class_of_another_choice(
+    compose_config, trained, tmp_path
+):
+    """Without the run's record of its choices, a changed loss is named by what it built."""
+    loose = tmp_path / "last.ckpt"
+    shutil.copy(trained / "checkpoints" / "last.ckpt", loose)
+    with pytest.raises(ConfigError) as error:
+        check_same_settings(str(loose), compose_config(*FIRST, "loss=ce_kl"))
+    assert str(error.value) == (
+        f"ckpt_path={loose} is not allowed with loss=ce_kl: the checkpoint was trained with "
+        f"another loss (oodmix.losses.ConfidenceMixupLoss){TAIL}"
+    )
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
