@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from oodmix.config.overrides import check_command_line
 from oodmix.config.paths import config_dir, group_options
-from oodmix.config.validation import ConfigError, check_value, validate
+from oodmix.config.validation import ConfigError, check_value, shown, validate
 
 
 def test_shipped_groups_have_the_public_options() -> None:
@@ -151,11 +153,74 @@ def test_every_key_of_every_shipped_config_has_a_rule_or_is_exempt(compose_confi
     assert not unchecked, sorted(unchecked)
 
 
-def test_activation_names_match_the_model() -> None:
-    from oodmix.config.rules import ACTIVATION_NAMES
-    from oodmix.models.mlp import ACTIVATIONS
+def test_activations_are_the_mlps_own(monkeypatch) -> None:
+    """model.activation accepts exactly the MLP's table: a name added there is allowed."""
+    from torch import nn
 
-    assert sorted(ACTIVATIONS) == list(ACTIVATION_NAMES)
+    from oodmix.models import mlp
+
+    for name in mlp.ACTIVATIONS:
+        check_value("model.activation", name)
+    with pytest.raises(ConfigError) as error:
+        check_value("model.activation", "swish")
+    assert str(error.value) == (
+        "model.activation='swish' is not allowed: model.activation must be one of "
+        + ", ".join(sorted(mlp.ACTIVATIONS))
+    )
+    monkeypatch.setitem(mlp.ACTIVATIONS, "swish", nn.SiLU)
+    check_value("model.activation", "swish")
+    assert isinstance(mlp.MLP(2, 2, [4], "swish")[1], nn.SiLU)
+
+
+@pytest.mark.parametrize(
+    "value", ["bf16-mixed", "16-mixed", 32, "32", 64, "transformer-engine-float16", "8", 8, "fp8"]
+)
+def test_precisions_are_lightnings_own(value) -> None:
+    """trainer.precision is allowed exactly when Lightning's own conversion accepts it."""
+    from lightning.fabric.connector import _convert_precision_to_unified_args
+
+    try:
+        _convert_precision_to_unified_args(value)
+        lightning_accepts = True
+    except ValueError:
+        lightning_accepts = False
+    if lightning_accepts:
+        check_value("trainer.precision", value)
+        return
+    with pytest.raises(ConfigError) as error:
+        check_value("trainer.precision", value)
+    assert str(error.value).startswith(
+        f"trainer.precision={shown(value)} is not allowed: trainer.precision must be one of "
+    )
+    assert "bf16-mixed" in str(error.value)
+
+
+def test_accelerators_are_lightnings_own() -> None:
+    for name in ("auto", "gpu", "cpu", "cuda", "mps"):
+        check_value("trainer.accelerator", name)
+    with pytest.raises(ConfigError) as error:
+        check_value("trainer.accelerator", "gpus")
+    assert str(error.value).startswith(
+        "trainer.accelerator='gpus' is not allowed: trainer.accelerator must be one of auto, gpu,"
+    )
+    assert "cuda" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_command_line_checks_import_neither_torch_nor_lightning() -> None:
+    """A command line without a key whose list torch or Lightning owns is answered at once."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from oodmix.config.overrides import check_command_line\n"
+        "check_command_line(['-m', 'loss=ce,ce_kl', 'beta=0.1,1', 'data.box=[-9,9]',"
+        " 'model.hidden=[8]', 'trainer.max_epochs=2'])\n"
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
@@ -239,6 +304,143 @@ def test_resuming_goes_on_in_the_checkpoints_run_folder(tmp_path) -> None:
     check_run_dir(run, str(ckpt))  # its own folder: allowed
     with pytest.raises(ConfigError, match="already holds files"):
         check_run_dir(run, None)
+    for other in (tmp_path / "other", tmp_path):  # new or holding files: not the run's own
+        with pytest.raises(ConfigError) as error:
+            check_run_dir(other, str(ckpt))
+        assert str(error.value) == (
+            f"hydra.run.dir={other} is not allowed with ckpt_path={ckpt}: a resumed run goes on "
+            f"in its own folder, {run.resolve()}, and hydra.run.dir cannot move it; leave "
+            "hydra.run.dir out to resume there"
+        )
+    assert not (tmp_path / "other").exists()
     elsewhere = tmp_path / "copy.ckpt"
     elsewhere.write_bytes(b"")
     assert checkpoint_run_dir(str(elsewhere)) is None  # not in a run folder: a new run folder
+
+
+def _annulus():
+    from oodmix.data.geometry import Annulus
+
+    return Annulus((1.0, 0.5), 1.5, 1.2, math.pi, 2 * math.pi)
+
+
+def _two_disks():
+    from oodmix.data import TwoDisksDataModule
+
+    disks = [{"center": [-2.0, -2.0], "radius": 2.0, "n_train": 10}] * 2
+    return TwoDisksDataModule(disks, near_margin=5, far_margin=4.0)
+
+
+def _digits():
+    from oodmix.data.digits import DigitsDataModule
+
+    return DigitsDataModule([0, 1, 2, 3, 4], [5, 6, 7], [1, 9])
+
+
+def _energy():
+    from oodmix.losses import EnergyBoundedLoss
+
+    return EnergyBoundedLoss(margin_in=0, margin_out=-2.0)
+
+
+# overrides; the class built by hand with the same values; its reason (the key of a region is
+# known only to the config, so the region's is named in the class's words)
+SAME_REASON = {
+    "ring sector": (
+        ["data=moons", "data.classes.1.region.r_in=1.5"],
+        _annulus,
+        "data.classes[1].region.r_in=1.5 is not allowed: it must be below r_out=1.2",
+        "Annulus.r_in=1.5 is not allowed: it must be below r_out=1.2",
+    ),
+    "shift margins": (
+        ["data.near_margin=5"],
+        _two_disks,
+        "data.near_margin=5 is not allowed: it must be <= data.far_margin=4.0 (near OOD lies "
+        "closer to the ID support than far OOD)",
+        None,
+    ),
+    "digit classes": (
+        ["data=digits", "model=mlp_digits", "data.ood_test_classes=[1,9]"],
+        _digits,
+        "data.ood_test_classes=[1, 9] is not allowed: digit 1 is also in data.id_classes (the "
+        "three class lists must not overlap)",
+        None,
+    ),
+    "energy margins": (
+        ["loss=energy", "detector=energy", "loss.margin_in=0"],
+        _energy,
+        "loss.margin_in=0 is not allowed: it must be below loss.margin_out=-2.0",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SAME_REASON))
+def test_a_rule_a_class_states_is_refused_in_its_words_before_a_run(compose_config, case) -> None:
+    """The check before a run calls the class's own rule: the same reason as the class gives
+    when it is built by hand, or by the run (build_parts, which the pre-flight also runs)."""
+    from oodmix.train import build_parts
+
+    overrides, build, reason, built_reason = SAME_REASON[case]
+    cfg = compose_config(*overrides)
+    with pytest.raises(ConfigError) as before:
+        validate(cfg)
+    with pytest.raises(ValueError) as by_hand:
+        build()
+    with pytest.raises(ConfigError) as by_the_run:
+        build_parts(cfg)
+    assert str(before.value) == reason
+    assert str(by_hand.value) == str(by_the_run.value) == (built_reason or reason)
+
+
+@pytest.mark.parametrize(
+    ("r_in", "r_out", "start", "end", "reason"),
+    [
+        (-0.5, 1.0, 0.0, 1.0, "r_in=-0.5 is not allowed: it must be >= 0"),
+        (2.0, 2.0, 0.0, 1.0, "r_in=2.0 is not allowed: it must be below r_out=2.0"),
+        (1.0, 2.0, -0.1, 1.0, "theta_start=-0.1 is not allowed: it must be >= 0"),
+        (1.0, 2.0, 2.0, 1.0, "theta_start=2.0 is not allowed: it must be below theta_end=1.0"),
+        (1.0, 2.0, 0.0, 7.0, "theta_end=7.0 is not allowed: it must be at most 2 pi"),
+        (1.0, 2.0, 0.0, 2 * math.pi, None),
+    ],
+)
+def test_ring_sector_rule(r_in, r_out, start, end, reason) -> None:
+    from oodmix.data.geometry import ring_sector_problem
+
+    where = "data.classes[0].region"
+    expected = f"{where}.{reason}" if reason else None
+    assert ring_sector_problem(r_in, r_out, start, end, where=where) == expected
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "data.disks.0.colour=1",
+            "data.disks.0.colour=1 is not allowed: there is no key 'colour' in data.disks.0; "
+            "its keys: center, n_train, radius. To add a new key, write +data.disks.0.colour=1",
+        ),
+        (
+            "trainer.strategy.x=1",
+            "trainer.strategy.x=1 is not allowed: trainer.strategy holds a value, not keys; set "
+            "trainer.strategy=... instead",
+        ),
+        (
+            "detector=nope",
+            "detector=nope is not allowed: detector must be one of "
+            + ", ".join(group_options("detector")),
+        ),
+    ],
+)
+def test_hydras_errors_are_read_from_their_attributes(override, message) -> None:
+    """Unknown keys and options: the key from OmegaConf's error, the option from Hydra's."""
+    from hydra import compose, initialize_config_dir
+
+    from oodmix.config.errors import describe
+
+    with (
+        pytest.raises(Exception) as error,
+        initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"),
+    ):
+        compose("train", overrides=[override])
+    assert describe(error.value, ["-m", override, "seed=1"]) == message

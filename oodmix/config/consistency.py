@@ -1,13 +1,24 @@
 """Checks that involve several keys at once, run on a composed config (see validation.validate).
 
-Each check returns None or the one-line reason why the combination is not allowed.
+Each check takes the plain (resolved) `data` and `loss` sections and returns None or the
+one-line reason why the combination is not allowed.
+
+`CHECKS` need nothing but the values. `CLASS_CHECKS` are rules that a class also enforces
+when it is built (a ring sector's radii, the shifted test sets' margins, the digit classes,
+the energy margins): they call that class's own check function, so the rule is stated once,
+next to the class, and the message before a run is the one the class would give. Those
+modules import torch and Lightning (seconds), so they are imported only here, when a config
+holds such a section, and validate runs these checks last.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import MISSING, fields
 from typing import Any
+
+Check = Callable[[dict[str, Any]], str | None]
 
 
 def _extent(region: dict[str, Any]) -> tuple[float, float, float, float] | None:
@@ -31,7 +42,11 @@ def _extent(region: dict[str, Any]) -> tuple[float, float, float, float] | None:
 
 
 def id_support_inside_box(cfg: dict[str, Any]) -> str | None:
-    """Evaluation and OOD points are drawn from data.box: every ID region must lie inside it."""
+    """Evaluation and OOD points are drawn from data.box: every ID region must lie inside it.
+
+    No class checks this (a datamodule samples the box it is given), so this is the rule's one
+    statement; it needs no import, so a bad box is answered at once.
+    """
     data = cfg.get("data") or {}
     if "box" not in data:
         return None
@@ -53,63 +68,78 @@ def id_support_inside_box(cfg: dict[str, Any]) -> str | None:
     return None
 
 
-def margins_ordered(cfg: dict[str, Any]) -> str | None:
-    data = cfg.get("data") or {}
-    near, far = data.get("near_margin"), data.get("far_margin")
-    if near is not None and far is not None and near > far:
-        return (
-            f"data.near_margin={near} is not allowed: it must be <= data.far_margin={far} "
-            "(near OOD lies closer to the ID support than far OOD)"
-        )
-    return None
+def _class_of(section: Any) -> type | None:
+    """The class a config section's `_target_` names, or None (no target, or one that does not
+    import: instantiating it reports that, in the same pre-flight)."""
+    if not isinstance(section, dict) or not isinstance(section.get("_target_"), str):
+        return None
+    from hydra.utils import get_class
+
+    try:
+        return get_class(section["_target_"])
+    except Exception:
+        return None
 
 
-def ring_sectors_ordered(cfg: dict[str, Any]) -> str | None:
-    """Each ring sector (Annulus) needs r_in < r_out and theta_start < theta_end."""
+def _is(section: Any, owner: type) -> bool:
+    cls = _class_of(section)
+    return cls is not None and issubclass(cls, owner)
+
+
+def ring_sectors(cfg: dict[str, Any]) -> str | None:
+    """Each ring sector (an Annulus region) of data.classes, by Annulus's own rule."""
+    from oodmix.data.geometry import Annulus, ring_sector_problem
+
+    defaults = {f.name: f.default for f in fields(Annulus) if f.default is not MISSING}
     for i, c in enumerate((cfg.get("data") or {}).get("classes") or []):
-        region, where = c.get("region") or {}, f"data.classes[{i}].region"
-        if "r_out" not in region:
-            continue  # a disk
-        pairs = [("r_in", region.get("r_in", 0.0), "r_out", region["r_out"])]
-        pairs.append(
-            ("theta_start", region.get("theta_start", 0.0),
-             "theta_end", region.get("theta_end", 2 * math.pi))
-        )  # fmt: skip
-        for low_key, low, high_key, high in pairs:
-            if not low < high:
-                return f"{where}.{low_key}={low} is not allowed: it must be below {high_key}={high}"
+        region = c.get("region") if isinstance(c, dict) else None
+        if not _is(region, Annulus):
+            continue
+        values = {**defaults, **region}
+        names = ("r_in", "r_out", "theta_start", "theta_end")
+        if not all(name in values for name in names):
+            continue  # a missing argument: building the region reports it
+        reason = ring_sector_problem(
+            *(values[name] for name in names), where=f"data.classes[{i}].region"
+        )
+        if reason:
+            return reason
     return None
 
 
-def digit_classes_disjoint(cfg: dict[str, Any]) -> str | None:
+def shift_margins(cfg: dict[str, Any]) -> str | None:
+    """near_margin and far_margin of a ShapesDataModule (two_disks, moons, rings, blobs)."""
+    from oodmix.data.shapes import ShapesDataModule, shift_margins_problem
+
+    data = cfg.get("data") or {}
+    if not _is(data, ShapesDataModule) or "near_margin" not in data or "far_margin" not in data:
+        return None  # a default margin is the class's own, and allowed
+    return shift_margins_problem(data["near_margin"], data["far_margin"])
+
+
+def digit_classes(cfg: dict[str, Any]) -> str | None:
+    """The three class lists of data=digits."""
+    from oodmix.data.digits import DigitsDataModule, digit_classes_problem
+
     data = cfg.get("data") or {}
     names = ("id_classes", "ood_train_classes", "ood_test_classes")
-    if not all(isinstance(data.get(n), list) for n in names):
+    if not _is(data, DigitsDataModule) or not all(isinstance(data.get(n), list) for n in names):
         return None
-    seen: dict[int, str] = {}
-    for name in names:
-        for digit in data[name]:
-            if digit in seen and seen[digit] != name:
-                return (
-                    f"data.{name}={data[name]} is not allowed: digit {digit} is also in "
-                    f"data.{seen[digit]} (the three class lists must not overlap)"
-                )
-            seen[digit] = name
-    return None
+    return digit_classes_problem(*(data[n] for n in names))
 
 
-def energy_margins_ordered(cfg: dict[str, Any]) -> str | None:
+def energy_margins(cfg: dict[str, Any]) -> str | None:
+    """margin_in and margin_out of loss=energy."""
+    from oodmix.losses.energy_bounded import EnergyBoundedLoss, energy_margins_problem
+
     loss = cfg.get("loss") or {}
-    m_in, m_out = loss.get("margin_in"), loss.get("margin_out")
-    if m_in is not None and m_out is not None and not m_in < m_out:
-        return f"loss.margin_in={m_in} is not allowed: it must be below loss.margin_out={m_out}"
-    return None
+    if not _is(loss, EnergyBoundedLoss) or "margin_in" not in loss or "margin_out" not in loss:
+        return None
+    return energy_margins_problem(loss["margin_in"], loss["margin_out"])
 
 
-CHECKS: list[Callable[[dict[str, Any]], str | None]] = [
-    id_support_inside_box,
-    margins_ordered,
-    ring_sectors_ordered,
-    digit_classes_disjoint,
-    energy_margins_ordered,
-]
+#: Checks that need only the values (run with the value rules, before any import).
+CHECKS: list[Check] = [id_support_inside_box]
+
+#: Checks that call a class's own rule (run last: they import torch and Lightning).
+CLASS_CHECKS: list[Check] = [ring_sectors, shift_margins, digit_classes, energy_margins]

@@ -11,8 +11,8 @@ import os
 import re
 from collections.abc import Sequence
 
-from hydra.errors import HydraException, MissingConfigException
-from omegaconf.errors import OmegaConfBaseException
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from oodmix.config.validation import ConfigError
 
@@ -46,23 +46,47 @@ def _omegaconf_line(error: OmegaConfBaseException) -> str:
     return f"{key}: {message}" if key else message
 
 
-def _override_value(argv: Sequence[str], key: str) -> str | None:
+def _dotted(key: str) -> str:
+    """A key as the command line writes it: OmegaConf's `data.disks[0].radius` is
+    `data.disks.0.radius`."""
+    return re.sub(r"\[(\d+)\]", r".\1", key)
+
+
+def _override_of(key: str, argv: Sequence[str]) -> tuple[str, str, bool] | None:
+    """(key, value, exact) of the plain `key=value` the user typed that sets `key` (exact) or
+    a key below it (`trainer.strategy.x=1` below `trainer.strategy`), or None."""
     for arg in argv:
         name, sep, value = arg.partition("=")
-        if sep and name.lstrip("+~") == key:
-            return value
+        if not sep or name.startswith(("+", "~")):
+            continue
+        if _dotted(name) == _dotted(key) or _dotted(name).startswith(_dotted(key) + "."):
+            return name, value, _dotted(name) == _dotted(key)
     return None
 
 
 def _unknown_key(error: BaseException, argv: Sequence[str]) -> str | None:
-    """`bta=1`: name the key, suggest a close one, say how to add a new key."""
-    match = re.match(r"Could not override '([^']+)'", str(error))
+    """`bta=1`: name the key, suggest a close one, say how to add a new key.
+
+    Hydra reports an override of a key that does not exist as a ConfigCompositionException
+    raised from OmegaConf's ConfigAttributeError or ConfigKeyError; which override it was is
+    only in Hydra's message text (Hydra 1.3 has no attribute for it), so it is found among the
+    user's overrides by the public `full_key` and `parent_node` of OmegaConf's error.
+    """
     cause = error.__cause__
-    if match is None or not isinstance(cause, OmegaConfBaseException):
+    if not isinstance(error, ConfigCompositionException) or not isinstance(
+        cause, (ConfigAttributeError, ConfigKeyError)
+    ):
         return None
-    key = match.group(1)
-    value = _override_value(argv, key)
-    parent = getattr(cause, "parent_node", None)
+    override = _override_of(cause.full_key or "", argv)
+    if override is None:
+        return None
+    key, value, exact = override
+    if not exact:  # e.g. trainer.strategy.x=1 where trainer.strategy holds a value
+        return (
+            f"{key}={value} is not allowed: {_dotted(cause.full_key)} holds a value, not keys; "
+            f"set {_dotted(cause.full_key)}=... instead"
+        )
+    parent = cause.parent_node
     known = sorted(str(k) for k in parent) if hasattr(parent, "keys") else []
     section, _, name = key.rpartition(".")
     where = section or "the config"
@@ -75,13 +99,13 @@ def _unknown_key(error: BaseException, argv: Sequence[str]) -> str | None:
 
 
 def _missing_option(error: MissingConfigException) -> str:
-    """Hydra's 'Could not find loss/nope ... Available options' (a user config folder)."""
-    match = re.search(r"Could not find '([^']+)/([^'/]+)'", str(error))
-    options = getattr(error, "options", None) or []
-    if match is None:
+    """Hydra's 'Could not find loss/nope ... Available options' (a user config folder), from
+    the exception's public `missing_cfg_file` ("loss/nope") and `options`."""
+    group, _, value = (error.missing_cfg_file or "").rpartition("/")
+    if not group or error.options is None:  # not a group's option (the primary config)
         return _flat(str(error))
-    group, value = match.groups()
-    return f"{group}={value} is not allowed: {group} must be one of {', '.join(sorted(options))}"
+    options = ", ".join(sorted(error.options))
+    return f"{group}={value} is not allowed: {group} must be one of {options}"
 
 
 def describe(error: BaseException, argv: Sequence[str]) -> str | None:

@@ -11,6 +11,10 @@ import importlib.util
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+# Hydra's own command-line parser (its flags: -m, --cfg, -cd, ...), so that the overrides are
+# read exactly as Hydra will read them. Hydra 1.3 exports no public one (hydra.main uses this
+# internal function; the parsed overrides become public only once a config is composed, in
+# HydraConfig, which is too late for a check before composing).
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Override

@@ -6,21 +6,35 @@ resolved interpolations, so `beta=${delta}` is checked as a number. Keys not lis
 either structure (`_target_`, interpolated copies such as `data.seed`) or passed straight to a
 library that checks them itself (callbacks, loggers, Hydra); `EXEMPT` names them, and a test
 holds every key of every shipped config to one or the other.
+
+A list of allowed values that another module owns (the MLP's activations, Lightning's
+precision settings and accelerators) is read from that module, when a value of such a key is
+checked: importing torch or Lightning takes seconds, which a command line without such a key
+should not wait for. Those rules are `deferred`: validation.validate runs them after the others.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Rule:
+    """What a key accepts: `check(value)`, and `allowed`, the words for it in a refusal
+    ("a finite number >= 0"), or a function that returns them (read from the list's owner)."""
+
     check: Callable[[Any], bool]
-    allowed: str
+    allowed: str | Callable[[], str]
+    #: The check imports the module that owns its list (torch or Lightning: seconds).
+    deferred: bool = False
+
+    def describe(self) -> str:
+        return self.allowed() if callable(self.allowed) else self.allowed
 
 
 def is_number(value: Any) -> bool:
@@ -49,6 +63,52 @@ def _one_of(*options: Any) -> Rule:
     return Rule(lambda v: not isinstance(v, bool) and v in options, f"one of {shown}")
 
 
+def _one_of_owned(options: Callable[[], Sequence[Any]]) -> Rule:
+    """One of a list that another module owns, read from it when a value is checked."""
+    return Rule(
+        lambda v: not isinstance(v, bool) and v in options(),
+        # 64 and "64" are both allowed, and read the same: each is named once.
+        lambda: (
+            "one of " + ", ".join(dict.fromkeys("null" if o is None else str(o) for o in options()))
+        ),
+        deferred=True,
+    )
+
+
+def activations() -> list[str]:
+    """The names model.activation accepts: the MLP's own table (imports torch)."""
+    from oodmix.models.mlp import ACTIVATIONS
+
+    return sorted(ACTIVATIONS)
+
+
+def _literals(annotation: Any) -> list[Any]:
+    """The values of the Literal types in an annotation (None for an Optional one)."""
+    if annotation is type(None):
+        return [None]
+    if typing.get_origin(annotation) is typing.Literal:
+        return list(typing.get_args(annotation))
+    return [value for arg in typing.get_args(annotation) for value in _literals(arg)]
+
+
+def precisions() -> list[Any]:
+    """The precision settings Lightning's Trainer accepts, read from the annotation of its
+    `precision` argument (Lightning keeps the list in private names; the signature is public)."""
+    import inspect
+
+    from lightning.pytorch import Trainer
+
+    return _literals(inspect.signature(Trainer).parameters["precision"].annotation)
+
+
+def accelerators() -> list[str]:
+    """The accelerator names Lightning's Trainer accepts: its registry of accelerators, and the
+    two it resolves itself, "auto" and "gpu" (no public name holds those two)."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    return ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
+
+
 def _is_list(value: Any, length: int | None = None) -> bool:
     return isinstance(value, (list, tuple)) and (length is None or len(value) == length)
 
@@ -64,17 +124,8 @@ _ANGLE = Rule(
 )
 _FILE = Rule(lambda v: isinstance(v, str) and os.path.isfile(v), "the path of an existing file")
 
-#: The names model.activation accepts (oodmix.models.mlp.ACTIVATIONS; a test keeps them equal).
-ACTIVATION_NAMES = ("gelu", "relu", "silu", "tanh")
-
 #: The progress bars a run can show (oodmix.console).
 PROGRESS_CHOICES = ("auto", "rich", "tqdm", "none")
-
-#: Lightning precision settings for the trainer (lightning.fabric.connector's list).
-PRECISIONS = (
-    "64-true", "64", 64, "32-true", "32", 32, "16-mixed", "16", 16,
-    "bf16-mixed", "bf16", "16-true", "bf16-true", "transformer-engine",
-)  # fmt: skip
 
 RULES: dict[str, Rule] = {
     # Root knobs
@@ -103,7 +154,7 @@ RULES: dict[str, Rule] = {
         lambda v: _is_list(v) and len(v) > 0 and all(is_int(w) and w >= 1 for w in v),
         "a non-empty list of integer widths >= 1, e.g. [32,32]",
     ),
-    "model.activation": _one_of(*ACTIVATION_NAMES),
+    "model.activation": _one_of_owned(activations),
     "model.lr": _number_above(0),
     "model.weight_decay": _number_at_least(0),
     "model.gradient_clip_val": Rule(
@@ -168,7 +219,7 @@ RULES: dict[str, Rule] = {
     "loss.margin_out": Rule(is_number, "a finite number"),
     "detector.temperature": _number_above(0),
     # Trainer (the keys the shipped trainer configs set, and common additions)
-    "trainer.accelerator": _one_of("cpu", "gpu", "cuda", "mps", "auto"),
+    "trainer.accelerator": _one_of_owned(accelerators),
     "trainer.devices": Rule(
         lambda v: (
             (is_int(v) and (v >= 1 or v == -1))
@@ -188,7 +239,7 @@ RULES: dict[str, Rule] = {
     "trainer.enable_progress_bar": _BOOL,
     "trainer.enable_model_summary": _BOOL,
     "trainer.deterministic": Rule(lambda v: v in (True, False, "warn"), "true, false or 'warn'"),
-    "trainer.precision": _one_of(*PRECISIONS),
+    "trainer.precision": _one_of_owned(precisions),
     # oodmix steps the optimiser itself (manual optimisation), where Lightning refuses these.
     "trainer.gradient_clip_val": Rule(
         lambda v: v is None, "null: oodmix steps manually, set model.gradient_clip_val instead"

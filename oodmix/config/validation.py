@@ -4,6 +4,9 @@ The rules (oodmix.config.rules) check the composed config of a run (`validate`) 
 Hydra starts, each value given on the command line, sweep values included
 (`oodmix.config.overrides`), so a bad value in a sweep stops it before its first job.
 Cross-key checks (oodmix.config.consistency) run on the composed config.
+
+What needs nothing imported runs first, so that most refusals come at once; the rules and
+checks that read their owner's list or call a class's own check (torch, Lightning) run last.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from oodmix.config.consistency import CHECKS
+from oodmix.config.consistency import CHECKS, CLASS_CHECKS, Check
 from oodmix.config.rules import RULES
 
 
@@ -51,7 +54,7 @@ def check_value(key: str, value: Any) -> None:
     if isinstance(value, (DictConfig, ListConfig)):
         value = OmegaConf.to_container(value, resolve=True)
     if not rule.check(value):
-        raise ConfigError(f"{key}={shown(value)} is not allowed: {key} must be {rule.allowed}")
+        raise ConfigError(f"{key}={shown(value)} is not allowed: {key} must be {rule.describe()}")
 
 
 def _concrete_keys(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -86,14 +89,24 @@ def validate(cfg: DictConfig) -> None:
     ruled = sorted(
         (key for key, _ in keys if rule_key(key) in RULES), key=lambda k: _ORDER[rule_key(k)]
     )
-    for key in ruled:
+    deferred = [key for key in ruled if RULES[rule_key(key)].deferred]
+    for key in [key for key in ruled if key not in deferred]:
         check_value(key, OmegaConf.select(job, key))
     plain = {
         name: OmegaConf.to_container(job[name], resolve=True)
         for name in ("data", "loss")
         if isinstance(job.get(name), DictConfig)
     }
-    for check in CHECKS:
+    _run_checks(CHECKS, plain)
+    # Last, what imports torch or Lightning (seconds): lists read from their owners, and the
+    # rules that a class states itself.
+    for key in deferred:
+        check_value(key, OmegaConf.select(job, key))
+    _run_checks(CLASS_CHECKS, plain)
+
+
+def _run_checks(checks: list[Check], plain: dict[str, Any]) -> None:
+    for check in checks:
         reason = check(plain)
         if reason:
             raise ConfigError(reason)

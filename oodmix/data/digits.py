@@ -22,6 +22,31 @@ def load_digit_images() -> tuple[np.ndarray, np.ndarray]:
     return (digits.data / 16.0).astype(np.float32), digits.target.astype(np.int64)
 
 
+def digit_classes_problem(
+    id_classes: Sequence[int], ood_train_classes: Sequence[int], ood_test_classes: Sequence[int]
+) -> str | None:
+    """Why the three class lists are not allowed, in one line; None when they are: non-empty
+    lists of digits 0-9 that share no digit. DigitsDataModule refuses with it, and the config
+    check before a run (oodmix.config.consistency) calls it, so both say the same."""
+    lists = {
+        "id_classes": list(id_classes),
+        "ood_train_classes": list(ood_train_classes),
+        "ood_test_classes": list(ood_test_classes),
+    }
+    seen: dict[int, str] = {}
+    for name, digits in lists.items():
+        if not digits or not all(d in range(10) for d in digits):
+            return f"data.{name}={digits} is not allowed: it must be a non-empty list of digits 0-9"
+        for digit in digits:
+            if seen.get(digit, name) != name:
+                return (
+                    f"data.{name}={digits} is not allowed: digit {digit} is also in "
+                    f"data.{seen[digit]} (the three class lists must not overlap)"
+                )
+            seen[digit] = name
+    return None
+
+
 class DigitsDataModule(OODDataModule):
     """ID = some digit classes, OOD for training = others, OOD for testing = classes never seen.
 
@@ -43,13 +68,9 @@ class DigitsDataModule(OODDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        groups = [set(id_classes), set(ood_train_classes), set(ood_test_classes)]
-        if any(a & b for i, a in enumerate(groups) for b in groups[i + 1 :]):
-            raise ValueError(
-                "data.id_classes, data.ood_train_classes and data.ood_test_classes must not overlap"
-            )
-        if not all(c in range(10) for g in groups for c in g) or not all(groups):
-            raise ValueError("digit classes must be non-empty lists of digits 0-9")
+        reason = digit_classes_problem(id_classes, ood_train_classes, ood_test_classes)
+        if reason:
+            raise ValueError(reason)
         if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) <= 0:
             raise ValueError(f"data.fractions={list(fractions)}: three positive parts summing to 1")
         self.id_classes = list(id_classes)

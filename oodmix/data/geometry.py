@@ -38,6 +38,37 @@ class Disk:
         return (points + torch.tensor(self.center, dtype=torch.float64)).float()
 
 
+def ring_sector_problem(
+    r_in: float,
+    r_out: float,
+    theta_start: float = 0.0,
+    theta_end: float = 2 * math.pi,
+    where: str = "Annulus",
+) -> str | None:
+    """Why these radii and angles are not a ring sector, in one line naming `<where>.<field>`;
+    None when they are one: 0 <= r_in < r_out and 0 <= theta_start < theta_end <= 2 pi.
+
+    The one statement of the rule: Annulus refuses with it, and the config check before a run
+    (oodmix.config.consistency) calls it with the config key of the region as `where`.
+    """
+    bounds = [
+        ("r_in", r_in, 0 <= r_in, "it must be >= 0"),
+        ("r_in", r_in, r_in < r_out, f"it must be below r_out={r_out}"),
+        ("theta_start", theta_start, 0 <= theta_start, "it must be >= 0"),
+        (
+            "theta_start",
+            theta_start,
+            theta_start < theta_end,
+            f"it must be below theta_end={theta_end}",
+        ),
+        ("theta_end", theta_end, theta_end <= 2 * math.pi + 1e-9, "it must be at most 2 pi"),
+    ]
+    for name, value, holds, requirement in bounds:
+        if not holds:
+            return f"{where}.{name}={value} is not allowed: {requirement}"
+    return None
+
+
 @dataclass(frozen=True)
 class Annulus:
     """{x : r_in <= ||x - center|| <= r_out, angle of x - center in [theta_start, theta_end]}.
@@ -53,12 +84,9 @@ class Annulus:
     theta_end: float = 2 * math.pi
 
     def __post_init__(self) -> None:
-        if not 0 <= self.r_in < self.r_out:
-            raise ValueError(
-                f"annulus radii r_in={self.r_in}, r_out={self.r_out}: need 0 <= r_in < r_out"
-            )
-        if not 0 <= self.theta_start < self.theta_end <= 2 * math.pi + 1e-9:
-            raise ValueError("annulus angles: need 0 <= theta_start < theta_end <= 2 pi")
+        reason = ring_sector_problem(self.r_in, self.r_out, self.theta_start, self.theta_end)
+        if reason:
+            raise ValueError(reason)
 
     def _polar(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         offset = points - torch.as_tensor(self.center, dtype=points.dtype, device=points.device)

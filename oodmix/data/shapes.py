@@ -19,6 +19,20 @@ from oodmix.data.geometry import (
 )
 
 
+def shift_margins_problem(near_margin: float, far_margin: float) -> str | None:
+    """Why the margins of the shifted test sets are not allowed, in one line; None when they are:
+    0 < near_margin <= far_margin. ShapesDataModule refuses with it, and the config check before
+    a run (oodmix.config.consistency) calls it, so both say the same."""
+    if not near_margin > 0:
+        return f"data.near_margin={near_margin} is not allowed: it must be > 0"
+    if not near_margin <= far_margin:
+        return (
+            f"data.near_margin={near_margin} is not allowed: it must be <= "
+            f"data.far_margin={far_margin} (near OOD lies closer to the ID support than far OOD)"
+        )
+    return None
+
+
 class ShapesDataModule(OODDataModule):
     """ID class k = points uniform in region k (a Disk or an Annulus); OOD = the box outside.
 
@@ -51,11 +65,9 @@ class ShapesDataModule(OODDataModule):
         self.n_ood_train, self.n_val, self.n_test = n_ood_train, n_val, n_test
         self.n_shift = n_shift
         self.near_margin, self.far_margin = float(near_margin), float(far_margin)
-        if not 0 < self.near_margin <= self.far_margin:
-            raise ValueError(
-                f"data.near_margin={near_margin}, data.far_margin={far_margin}: "
-                "need 0 < near_margin <= far_margin"
-            )
+        reason = shift_margins_problem(near_margin, far_margin)
+        if reason:
+            raise ValueError(reason)
         self.num_classes = len(self.regions)
         self.plot_box = (self.box.low, self.box.high)
 

@@ -12,6 +12,18 @@ from oodmix.losses.base import OODLoss, check_weight
 from oodmix.losses.functional import free_energy
 
 
+def energy_margins_problem(margin_in: float, margin_out: float) -> str | None:
+    """Why the energy margins are not allowed, in one line; None when margin_in < margin_out.
+    EnergyBoundedLoss refuses with it, and the config check before a run
+    (oodmix.config.consistency) calls it, so both say the same."""
+    if not margin_in < margin_out:
+        return (
+            f"loss.margin_in={margin_in} is not allowed: it must be below "
+            f"loss.margin_out={margin_out}"
+        )
+    return None
+
+
 class EnergyBoundedLoss(OODLoss):
     """L = CE(id) + w * ( E_in[relu(E(x) - m_in)^2] + E_out[relu(m_out - E(x))^2] ),
     E(x) = -logsumexp_k f_k(x).
@@ -28,11 +40,9 @@ class EnergyBoundedLoss(OODLoss):
     def __init__(self, weight: float = 0.1, margin_in: float = -6.0, margin_out: float = -2.0):
         super().__init__()
         self.weight = check_weight("loss.weight", weight)
-        if not margin_in < margin_out:
-            raise ValueError(
-                f"loss.margin_in={margin_in} is not allowed: margin_in must be below "
-                f"margin_out={margin_out}"
-            )
+        reason = energy_margins_problem(margin_in, margin_out)
+        if reason:
+            raise ValueError(reason)
         self.margin_in, self.margin_out = float(margin_in), float(margin_out)
 
     def forward(

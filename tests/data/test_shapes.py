@@ -106,20 +106,22 @@ def test_annulus_sample_inside_and_area_uniform():
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "field"),
     [
-        (-0.5, 1.0, 0.0, 2 * PI),
-        (2.0, 2.0, 0.0, 2 * PI),
-        (3.0, 2.0, 0.0, 2 * PI),
-        (1.0, 2.0, -0.1, PI),
-        (1.0, 2.0, PI, PI),
-        (1.0, 2.0, 2.0, 1.0),
-        (1.0, 2.0, 0.0, 7.0),
+        ((-0.5, 1.0, 0.0, 2 * PI), "r_in"),
+        ((2.0, 2.0, 0.0, 2 * PI), "r_in"),
+        ((3.0, 2.0, 0.0, 2 * PI), "r_in"),
+        ((1.0, 2.0, -0.1, PI), "theta_start"),
+        ((1.0, 2.0, PI, PI), "theta_start"),
+        ((1.0, 2.0, 2.0, 1.0), "theta_start"),
+        ((1.0, 2.0, 0.0, 7.0), "theta_end"),
     ],
 )
-def test_annulus_invalid_radii_or_angles_rejected(args):
-    """r_in < 0, r_in >= r_out, theta_start < 0, theta_start >= theta_end, theta_end > 2 pi."""
-    with pytest.raises(ValueError, match="annulus"):
+def test_annulus_invalid_radii_or_angles_rejected(args, field):
+    """r_in < 0, r_in >= r_out, theta_start < 0, theta_start >= theta_end, theta_end > 2 pi:
+    one line naming the field, its value and what it must be."""
+    value = args[("r_in", "r_out", "theta_start", "theta_end").index(field)]
+    with pytest.raises(ValueError, match=rf"^Annulus\.{field}={value} is not allowed: it must be"):
         Annulus((0.0, 0.0), *args)
 
 
