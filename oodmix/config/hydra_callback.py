@@ -21,7 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from oodmix.config.errors import debugging, describe
 from oodmix.config.run_checks import check_run_builds
-from oodmix.config.run_dirs import check_run_dir, release_unused_claims
+from oodmix.config.run_dirs import check_no_resume_in_sweep, check_run_dir, release_unused_claims
 from oodmix.config.unused_settings import check_run, check_sweep
 from oodmix.config.validation import ConfigError, validate
 
@@ -33,6 +33,17 @@ def _refuse(error: Exception) -> None:
         sys.exit(2)
     print(f"oodmix-train: error: {describe(error, [])}", file=sys.stderr)
     sys.exit(2)
+
+
+def _sweep_values(config: DictConfig, key: str) -> list[Any]:
+    """The values a multirun gives `key`: the composed one and each of a sweep over it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from oodmix.config.overrides import override_values
+
+    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    swept = [v for o in overrides if o.key_or_group == key for v in override_values(o)]
+    return [config.get(key), *swept]
 
 
 def _later_rank() -> bool:
@@ -49,7 +60,8 @@ class CheckBeforeWriting(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            # The folder first: resolving it may claim a new one, which a refusal releases.
+            # The folder first, as it needs no import (resolving it may claim a new folder,
+            # which a refusal releases).
             if not _later_rank():
                 check_run_dir(Path(config.hydra.run.dir), config.get("ckpt_path"))
             validate(config)
@@ -62,9 +74,10 @@ class CheckBeforeWriting(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
+            check_run_dir(Path(config.hydra.sweep.dir), None, key="hydra.sweep.dir")
+            check_no_resume_in_sweep(_sweep_values(config, "ckpt_path"))
             validate(config)
             check_sweep(config)
-            check_run_dir(Path(config.hydra.sweep.dir), None, key="hydra.sweep.dir")
         except (ConfigError, OmegaConfBaseException) as error:
             release_unused_claims(None)
             _refuse(error)

@@ -59,7 +59,7 @@ def _check_optional_package(key: str, value: Any) -> None:
         )
 
 
-def _values(override: Override) -> Iterator[Any]:
+def override_values(override: Override) -> Iterator[Any]:
     """Every value an override gives: one, or each choice of a sweep (ranges: left to the run)."""
     value = override.value()
     if isinstance(value, ChoiceSweep):
@@ -84,17 +84,17 @@ def check_command_line(argv: Sequence[str]) -> None:
         if override.is_delete():
             continue
         key = override.key_or_group
-        for value in _values(override):
+        for value in override_values(override):
             _check_optional_package(key, value)
         if key in groups and not extra_search_path:
             options = group_options(key)
-            for value in _values(override):
+            for value in override_values(override):
                 if value is not None and str(value) not in options:
                     raise ConfigError(
                         f"{key}={value} is not allowed: {key} must be one of {', '.join(options)}"
                     )
         else:
-            for value in _values(override):
+            for value in override_values(override):
                 if isinstance(value, str) and "${" in value:
                     continue  # an interpolation: checked once the run's config is composed
                 check_value(key, value)

@@ -94,6 +94,19 @@ def check_run_dir(folder: Path, ckpt_path: Any, key: str = "hydra.run.dir") -> N
     )
 
 
+def check_no_resume_in_sweep(ckpt_paths: list[Any]) -> None:
+    """Refuse a multirun that resumes a run: a resumed run goes on in its own folder, and a
+    sweep writes each job into a folder of its own."""
+    for ckpt_path in ckpt_paths:
+        resumed = checkpoint_run_dir(ckpt_path)
+        if resumed is not None:
+            raise ConfigError(
+                f"ckpt_path={ckpt_path} is not allowed in a multirun: a resumed run goes on in "
+                f"its own folder, {_as_given(resumed)}, and a sweep writes each job into a "
+                "folder of its own; resume it with a single run (without -m)"
+            )
+
+
 def release_unused_claims(keep: Path | None) -> None:
     """Remove the folders this process claimed (or created as their parents) that are still
     empty, except `keep` and its parents (None: keep none, the command was refused): claims

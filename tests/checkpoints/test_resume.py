@@ -168,6 +168,23 @@ def test_resume_with_a_changed_setting_is_refused_before_anything_is_written(tra
     assert not (trained.parent / "outputs").exists()
 
 
+@pytest.mark.parametrize("sweep", [["ckpt_path={last}", "seed=0,1"], ["ckpt_path=x.ckpt,{last}"]])
+def test_a_multirun_cannot_resume_a_run(trained, sweep):
+    """A sweep writes each job into its own folder, which a resumed run cannot move to."""
+    last = "run/checkpoints/last.ckpt"
+    (trained.parent / "x.ckpt").write_bytes(b"")
+    args = ["-m", *FIRST, *(a.format(last=last) for a in sweep)]
+    before = _snapshot(trained.parent)
+    result = _run([*args, "hydra.sweep.dir=sweep"], cwd=trained.parent)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"oodmix-train: error: ckpt_path={last} is not allowed in a multirun: a resumed run goes "
+        "on in its own folder, run, and a sweep writes each job into a folder of its own; resume "
+        "it with a single run (without -m)"
+    ]
+    assert _snapshot(trained.parent) == before
+
+
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
