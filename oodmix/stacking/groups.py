@@ -1,0 +1,92 @@
+"""Which jobs of a sweep can be trained together: those whose configs differ only in numbers
+that a stack gives each member (`MEMBER_KEYS`, and every numeric value of the objective).
+
+Two jobs share a group when their composed configs, with Hydra's section and every value that
+belongs to a member left out, are equal. A value belongs to a member when it is one of the
+member keys, a number of the objective (`loss.beta`, `loss.margin_in`, ...), or interpolates
+one of those or the run's folder (`data.seed: ${seed}`, `callbacks.*.output_dir`, a plot's
+title that names the seed). Anything else that differs (the objective, the data, the network's
+width, the detector, the trainer, ...) makes another group.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+#: Root knobs each member of a stack may set for itself.
+MEMBER_KEYS = ("seed", "beta", "mixup.alpha", "delta", "model.lr")
+
+#: Interpolations whose value is a member's own: its knobs and its run folder.
+_MEMBER_REFERENCES = re.compile(
+    r"\$\{(" + "|".join(re.escape(k) for k in MEMBER_KEYS) + r"|output_dir)\}|\$\{hydra:"
+)
+
+
+def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _leaves(value, f"{prefix}[{i}]")
+    else:
+        yield prefix, node
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def member_paths(cfg: DictConfig) -> set[str]:
+    """The leaves of `cfg` (Hydra's section aside) whose value belongs to a member."""
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    raw = dict(_leaves(OmegaConf.to_container(job, resolve=False)))
+    resolved = dict(_leaves(OmegaConf.to_container(job, resolve=True)))
+    paths = set()
+    for path, value in raw.items():
+        own = path in MEMBER_KEYS or path == "output_dir"
+        number_of_objective = path.startswith("loss.") and _is_number(resolved.get(path))
+        refers = isinstance(value, str) and _MEMBER_REFERENCES.search(value) is not None
+        if own or number_of_objective or refers:
+            paths.add(path)
+        elif isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+            # A copy of a whole node that holds member keys (data.mixup: ${mixup}).
+            node = value[2:-1]
+            paths.update(path + k[len(node) :] for k in MEMBER_KEYS if k.startswith(node + "."))
+    return paths
+
+
+def shared_config(cfg: DictConfig) -> tuple[tuple[str, str], ...]:
+    """What members of one group must have in common: every other leaf, resolved."""
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    skip = member_paths(cfg)
+    leaves = _leaves(OmegaConf.to_container(job, resolve=True))
+    return tuple(sorted((path, repr(value)) for path, value in leaves if path not in skip))
+
+
+def group_jobs(configs: Sequence[DictConfig], max_members: int | None = None) -> list[list[int]]:
+    """Indices of `configs` in groups that can be stacked, in the order of each group's first
+    job; a group holds at most `max_members` jobs (None: no limit)."""
+    groups: dict[tuple, list[list[int]]] = {}
+    order: list[list[int]] = []
+    for index, cfg in enumerate(configs):
+        key = shared_config(cfg)
+        chunks = groups.setdefault(key, [])
+        if not chunks or (max_members is not None and len(chunks[-1]) >= max_members):
+            chunks.append([])
+            order.append(chunks[-1])
+        chunks[-1].append(index)
+    return order
+
+
+def differing_members(configs: Sequence[DictConfig]) -> dict[str, list[Any]]:
+    """For one group: each member key whose value differs between its jobs, per job."""
+    values = {
+        key: [OmegaConf.select(cfg, key, throw_on_missing=False) for cfg in configs]
+        for key in MEMBER_KEYS
+    }
+    return {key: v for key, v in values.items() if any(x != v[0] for x in v[1:])}

@@ -1,0 +1,59 @@
+"""Jobs that differ only in members' numbers share a group; anything else splits them."""
+
+from __future__ import annotations
+
+import pytest
+
+from oodmix.stacking.groups import differing_members, group_jobs, member_paths
+
+
+@pytest.fixture
+def configs(compose_config):
+    def make(*jobs: list[str]):
+        return [compose_config(*job, run=f"job{i}") for i, job in enumerate(jobs)]
+
+    return make
+
+
+def test_seeds_betas_alphas_deltas_and_rates_stack(configs) -> None:
+    jobs = configs(
+        ["seed=0"], ["seed=1", "beta=0.3"], ["mixup.alpha=0.2", "delta=0.7"], ["model.lr=0.003"]
+    )
+    assert group_jobs(jobs) == [[0, 1, 2, 3]]
+    assert differing_members(jobs) == {
+        "seed": [0, 1, 0, 0],
+        "beta": [1.0, 0.3, 1.0, 1.0],
+        "mixup.alpha": [1.0, 1.0, 0.2, 1.0],
+        "delta": [0.8, 0.8, 0.7, 0.8],
+        "model.lr": [0.01, 0.01, 0.01, 0.003],
+    }
+
+
+def test_numbers_of_the_objective_stack(configs) -> None:
+    energy = ["loss=energy", "detector=energy"]
+    jobs = configs(energy, [*energy, "loss.margin_in=-8", "loss.weight=0.5"])
+    assert group_jobs(jobs) == [[0, 1]]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [["loss=ce_kl"], ["data=moons"], ["model.hidden=[16,16]"], ["detector=entropy"],
+     ["trainer.max_epochs=4"], ["mixup.pairs=both"], ["model.weight_decay=0.1"],
+     ["data.batch_size=64"]],
+)  # fmt: skip
+def test_anything_else_makes_another_group(configs, other) -> None:
+    assert group_jobs(configs([], other, ["seed=5"])) == [[0, 2], [1]]
+
+
+def test_groups_follow_the_order_of_their_first_job_and_a_size_limit(configs) -> None:
+    jobs = configs(["loss=ce"], ["seed=1"], ["loss=ce", "seed=1"], ["seed=2"], ["seed=3"])
+    assert group_jobs(jobs) == [[0, 2], [1, 3, 4]]
+    assert group_jobs(jobs, max_members=2) == [[0, 2], [1, 3], [4]]
+
+
+def test_member_paths_include_interpolated_copies_and_run_folders(configs) -> None:
+    (cfg,) = configs([])
+    paths = member_paths(cfg)
+    assert {"seed", "data.seed", "loss.beta", "callbacks.detection.delta", "output_dir",
+            "model.optimizer.lr", "callbacks.confidence_map.output_dir"} <= paths  # fmt: skip
+    assert "model.hidden[0]" not in paths and "data.batch_size" not in paths
