@@ -58,7 +58,8 @@ class OODDataModule(L.LightningDataModule):
     The OOD part is only produced when the loss asks for it (`request_parts`), the mixed parts
     only when it asks for them; they are built on the batch's device after transfer, with
     lam ~ Beta(mixup.alpha, mixup.alpha): id_mix mixes ID only with ID, ood_mix OOD only with
-    OOD, cross_mix ID with OOD (target lam * onehot(y) + (1 - lam) * uniform).
+    OOD, cross_mix ID with OOD (target lam * onehot(y) + (1 - lam) * uniform). The draws come
+    with each step batch from its loader (the run's own random stream, see oodmix.data.mixup).
     """
 
     num_features: int
@@ -105,7 +106,11 @@ class OODDataModule(L.LightningDataModule):
                 f"unknown batch parts {sorted(unknown)}: allowed {', '.join(TRAIN_PARTS)}"
             )
         if parts & MIXED_PARTS and self.mixup is None:
-            raise ValueError("the loss needs mixed batches but the datamodule has no mixup config")
+            raise ValueError(
+                "mixup=null is not allowed with an objective that trains on mixed samples (it "
+                "needs mixed batches): set mixup.alpha, e.g. mixup.alpha=1.0, or choose another "
+                "loss"
+            )
         self.parts = parts
 
     @property
@@ -153,6 +158,8 @@ class OODDataModule(L.LightningDataModule):
             drop_last=self.drop_last,
             steps_per_chunk=self.steps_per_chunk,
             chunks_done=self._chunks_done,
+            mixup=self.mixup,
+            parts=self.parts,
         )
 
     def _eval_batches(self, eval_set: EvalSet) -> EvalBatches:
@@ -181,15 +188,18 @@ class OODDataModule(L.LightningDataModule):
         return self.splits
 
     def add_mixed_parts(self, batch: dict) -> dict:
-        """Add `id_mix` and/or `ood_mix` to a training batch, as requested, on its device."""
+        """Add the requested mixed parts (id_mix, ood_mix, cross_mix) to a training batch, on
+        its device, with the draws its loader attached (TrainBatches: the run's own stream)."""
+        draws = batch.pop("draws")
         if "id_mix" in self.parts:
             x, y = batch["id"]
-            batch["id_mix"] = self.mixup(x, y, self.num_classes)
+            batch["id_mix"] = self.mixup(x, y, self.num_classes, draw=draws["id_mix"])
         if "ood_mix" in self.parts:
-            batch["ood_mix"] = self.mixup(batch["ood"])[0]
+            batch["ood_mix"] = self.mixup(batch["ood"], draw=draws["ood_mix"])[0]
         if "cross_mix" in self.parts:
             x, y = batch["id"]
-            batch["cross_mix"] = self.mixup.cross(x, y, batch["ood"], self.num_classes)
+            draw = draws["cross_mix"]
+            batch["cross_mix"] = self.mixup.cross(x, y, batch["ood"], self.num_classes, draw=draw)
         return batch
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):

@@ -7,9 +7,12 @@ any iterable with a length as a dataloader; these are such iterables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
+import numpy as np
 import torch
+
+from oodmix.data.mixup import Mixup, MixupDraws
 
 # The order in which the parts of a training batch are fed through the network.
 TRAIN_PARTS = ("id", "ood", "id_mix", "ood_mix", "cross_mix")
@@ -42,6 +45,10 @@ class TrainBatches:
 
     Under data parallelism each of `world_size` processes takes every world_size-th index of the
     shared permutation, truncated so that all processes run the same number of steps.
+
+    With `mixup` and mixed `parts` requested, each step batch also carries its mixing draws
+    under "draws" (part -> Draw), taken for the whole epoch from the stream (seed, epoch,
+    rank) by `MixupDraws`; the datamodule mixes with them on the device.
     """
 
     def __init__(
@@ -58,6 +65,8 @@ class TrainBatches:
         drop_last: bool = False,
         steps_per_chunk: int = 1,
         chunks_done: Callable[[], int] | None = None,
+        mixup: Mixup | None = None,
+        parts: Iterable[str] = (),
     ) -> None:
         if steps_per_chunk < 1:
             raise ValueError(f"steps_per_chunk={steps_per_chunk} is not allowed: it must be >= 1")
@@ -67,6 +76,8 @@ class TrainBatches:
         self.rank, self.world_size = rank, world_size
         self.drop_last = drop_last
         self.steps_per_chunk = steps_per_chunk
+        self.mixup = mixup
+        self.mixed_parts = frozenset(parts) & {"id_mix", "ood_mix", "cross_mix"}
         self.n_local = id_x.shape[0] // world_size if world_size > 1 else id_x.shape[0]
         # How many chunks of the current epoch have been trained (the trainer knows; the
         # iterator runs ahead of training by Lightning's prefetch), and a resume point.
@@ -140,6 +151,7 @@ class TrainBatches:
             )
             if self.world_size > 1:
                 ood_order = ood_order[self.rank :: self.world_size]
+        draws = self._mixup_draws(steps, device)
         ood_start = 0
         for step in range(steps):
             index = order[step * self.batch_size : (step + 1) * self.batch_size]
@@ -148,7 +160,25 @@ class TrainBatches:
                 ood_end = ood_start + (self.ood_batch_size or index.shape[0])
                 batch["ood"] = self.ood_x[ood_order[ood_start:ood_end]]
                 ood_start = ood_end
+            if draws is not None:
+                batch["draws"] = draws.step(step)
             yield batch
+
+    def step_sizes(self, steps: int) -> list[tuple[int, int]]:
+        """(ID, OOD) batch sizes of each of an epoch's steps."""
+        sizes = []
+        for step in range(steps):
+            b = min(self.batch_size, self.n_local - step * self.batch_size)
+            sizes.append((b, self.ood_batch_size or b))
+        return sizes
+
+    def _mixup_draws(self, steps: int, device: torch.device) -> MixupDraws | None:
+        if self.mixup is None or not self.mixed_parts:
+            return None
+        # The run's own stream for this epoch (and process): independent of the device and of
+        # any other random numbers drawn in the process.
+        rng = np.random.default_rng([self.seed, self.epoch(), self.rank])
+        return MixupDraws(self.mixup, self.mixed_parts, self.step_sizes(steps), rng, device)
 
 
 class EvalBatches:

@@ -188,3 +188,55 @@ def test_eval_batches_single_process_in_order():
         [4, 5, 6, 7],
         [8, 9],
     ]
+
+
+# --- mixing draws: the run's own stream ---------------------------------------------------------
+
+
+def mixing_loader(seed: int = 0, epoch: int = 0, **kwargs) -> TrainBatches:
+    from oodmix.data.mixup import Mixup
+
+    parts = {"id", "ood", "id_mix", "ood_mix", "cross_mix"}
+    return make_train(epoch=epoch, seed=seed, mixup=Mixup(0.5), parts=parts, **kwargs)
+
+
+def all_draws(loader: TrainBatches) -> list[torch.Tensor]:
+    return [
+        torch.cat([d.lam.flatten(), d.partner.float()])
+        for batch in loader.step_batches()
+        for d in batch["draws"].values()
+    ]
+
+
+def test_mixing_draws_follow_seed_and_epoch_not_torchs_global_generator():
+    """The same (seed, epoch) gives the same draws whatever torch's global generator holds;
+    another seed or epoch gives others."""
+    torch.manual_seed(0)
+    base = all_draws(mixing_loader(seed=3, epoch=2))
+    torch.manual_seed(123)
+    torch.rand(1000)  # anything else drawing random numbers in the process
+    again = all_draws(mixing_loader(seed=3, epoch=2))
+    assert all(torch.equal(a, b) for a, b in zip(base, again, strict=True))
+    for other in (mixing_loader(seed=4, epoch=2), mixing_loader(seed=3, epoch=3)):
+        assert not all(torch.equal(a, b) for a, b in zip(base, all_draws(other), strict=True))
+
+
+def test_each_step_gets_draws_of_its_own_sizes():
+    """8 steps of 128 ID points (the last 104) and 96 OOD points: id_mix permutes the ID batch,
+    ood_mix the OOD batch, cross_mix pairs each ID point with one of the OOD batch."""
+    batches = list(mixing_loader(ood_batch_size=96).step_batches())
+    assert len(batches) == 8
+    for batch in batches:
+        b, m = batch["id"][0].shape[0], batch["ood"].shape[0]
+        draws = batch["draws"]
+        assert sorted(draws["id_mix"].partner.tolist()) == list(range(b))
+        assert sorted(draws["ood_mix"].partner.tolist()) == list(range(m))
+        assert draws["cross_mix"].partner.shape == (b,) and draws["cross_mix"].partner.max() < m
+        assert draws["id_mix"].lam.shape == (b, 1) and draws["ood_mix"].lam.shape == (m, 1)
+        assert all(bool(((d.lam >= 0) & (d.lam <= 1)).all()) for d in draws.values())
+    assert batches[-1]["id"][0].shape[0] == 1000 - 7 * 128
+
+
+def test_no_draws_without_mixed_parts():
+    loader = make_train()
+    assert all("draws" not in batch for batch in loader.step_batches())

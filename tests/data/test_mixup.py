@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from oodmix.data import Mixup, TwoDisksDataModule
+from oodmix.data.mixup import MixupDraws
 
 N_KS = 20000
 KS_THRESHOLD_1PCT = 1.63  # Kolmogorov's asymptotic critical value at the 1% level
@@ -95,7 +97,7 @@ def test_sample_lam_shape_and_range():
     """n weights of shape (n, 1), each in [0, 1]."""
     torch.manual_seed(3)
     for alpha in (0.1, 1.0, 10.0):
-        lam = Mixup(alpha).sample_lam(1000, torch.device("cpu"))
+        lam = Mixup(alpha).sample_lam(1000)
         assert lam.shape == (1000, 1)
         assert bool((lam >= 0).all()) and bool((lam <= 1).all())
 
@@ -104,14 +106,14 @@ def test_sample_lam_shape_and_range():
 def test_lam_follows_beta_distribution(alpha):
     """Kolmogorov–Smirnov against the analytic Beta(alpha, alpha) CDF, 1% level, n = 20000."""
     torch.manual_seed(4)
-    lam = Mixup(alpha).sample_lam(N_KS, torch.device("cpu"))
+    lam = Mixup(alpha).sample_lam(N_KS)
     assert ks_statistic(lam, BETA_CDFS[alpha]) < KS_THRESHOLD_1PCT / math.sqrt(N_KS)
 
 
 def test_ks_check_rejects_the_wrong_alpha():
     """The KS check has power: Beta(2, 2) draws fail against the uniform CDF."""
     torch.manual_seed(5)
-    lam = Mixup(2.0).sample_lam(N_KS, torch.device("cpu"))
+    lam = Mixup(2.0).sample_lam(N_KS)
     assert ks_statistic(lam, BETA_CDFS[1.0]) > KS_THRESHOLD_1PCT / math.sqrt(N_KS)
 
 
@@ -141,7 +143,7 @@ def test_lam_variance_depends_on_alpha():
     torch.manual_seed(7)
     variances = {}
     for alpha in (0.2, 5.0):
-        lam = Mixup(alpha).sample_lam(N_KS, torch.device("cpu")).double()
+        lam = Mixup(alpha).sample_lam(N_KS).double()
         var = 1 / (4 * (2 * alpha + 1))
         mu4 = var**2 * (3 - 6 / (2 * alpha + 3))
         se = math.sqrt((mu4 - var**2) / N_KS)
@@ -173,6 +175,13 @@ def make_datamodule(mixup: dict | None = None) -> TwoDisksDataModule:
         seed=0,
         mixup=mixup,
     )
+
+
+def with_draws(dm: TwoDisksDataModule, batch: dict, seed: int = 0) -> dict:
+    """The batch with the mixing draws its loader would attach (one step, stream `seed`)."""
+    sizes = [(batch["id"][0].shape[0], batch["ood"].shape[0])]
+    draws = MixupDraws(dm.mixup, dm.parts, sizes, np.random.default_rng(seed), torch.device("cpu"))
+    return {**batch, "draws": draws.step(0)}
 
 
 def separated_batch(n_id: int = 32, n_ood: int = 32) -> dict:
@@ -214,7 +223,7 @@ def test_only_requested_mixed_parts_added(parts):
     torch.manual_seed(9)
     dm = make_datamodule(mixup={"alpha": 1.0})
     dm.request_parts(parts)
-    out = dm.on_after_batch_transfer([separated_batch()], 0)[0]
+    out = dm.on_after_batch_transfer([with_draws(dm, separated_batch())], 0)[0]
     assert set(out) == {"id", "ood"} | (parts & {"id_mix", "ood_mix"})
 
 
@@ -223,8 +232,8 @@ def test_mixed_parts_stay_within_their_group():
     torch.manual_seed(10)
     dm = make_datamodule(mixup={"alpha": 0.5})
     dm.request_parts({"id", "ood", "id_mix", "ood_mix"})
-    for _ in range(20):
-        out = dm.on_after_batch_transfer([separated_batch()], 0)[0]
+    for seed in range(20):
+        out = dm.on_after_batch_transfer([with_draws(dm, separated_batch(), seed)], 0)[0]
         x_mix, soft = out["id_mix"]
         assert in_region(x_mix, 101.0, 110.0)
         assert in_region(out["ood_mix"], -110.0, -101.0)
@@ -237,7 +246,7 @@ def test_mixed_batches_have_the_id_batch_size():
     torch.manual_seed(11)
     dm = make_datamodule(mixup={"alpha": 1.0})
     dm.request_parts({"id", "ood", "id_mix", "ood_mix"})
-    out = dm.on_after_batch_transfer([separated_batch(n_id=32, n_ood=32)], 0)[0]
+    out = dm.on_after_batch_transfer([with_draws(dm, separated_batch(n_id=32, n_ood=32))], 0)[0]
     assert out["id_mix"][0].shape == (32, 2)
     assert out["id_mix"][1].shape == (32, 2)
     assert out["ood_mix"].shape == (32, 2)
@@ -248,7 +257,7 @@ def test_mixed_parts_follow_their_source_sizes():
     torch.manual_seed(12)
     dm = make_datamodule(mixup={"alpha": 1.0})
     dm.request_parts({"id", "ood", "id_mix", "ood_mix"})
-    out = dm.on_after_batch_transfer([separated_batch(n_id=20, n_ood=48)], 0)[0]
+    out = dm.on_after_batch_transfer([with_draws(dm, separated_batch(n_id=20, n_ood=48))], 0)[0]
     assert out["id_mix"][0].shape == (20, 2)
     assert out["ood_mix"].shape == (48, 2)
 

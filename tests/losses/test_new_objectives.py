@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,7 @@ from hydra.utils import instantiate
 from oodmix.config.overrides import check_command_line
 from oodmix.config.validation import ConfigError
 from oodmix.data import Mixup, TwoDisksDataModule
+from oodmix.data.mixup import MixupDraws
 from oodmix.losses import (
     ConfidenceLoss,
     ConfidenceMixupLoss,
@@ -306,12 +308,17 @@ def test_cross_mix_only_when_requested():
     batch = {"id": (torch.randn(8, 2, generator=g), torch.zeros(8, dtype=torch.long))}
     batch["ood"] = torch.randn(8, 2, generator=g)
     dm = make_datamodule()
-    dm.request_parts({"id", "ood"})
-    assert set(dm.on_after_batch_transfer([dict(batch)], 0)[0]) == {"id", "ood"}
-    dm.request_parts({"id", "ood", "id_mix"})
-    assert set(dm.on_after_batch_transfer([dict(batch)], 0)[0]) == {"id", "ood", "id_mix"}
-    dm.request_parts(MixtureOutlierExposureLoss().requires)
-    assert set(dm.on_after_batch_transfer([dict(batch)], 0)[0]) == {"id", "ood", "cross_mix"}
+
+    def mixed(parts):
+        dm.request_parts(parts)
+        rng = np.random.default_rng(0)
+        draws = MixupDraws(dm.mixup, dm.parts, [(8, 8)], rng, torch.device("cpu")).step(0)
+        step = {**batch, "draws": draws} if draws else dict(batch)  # as TrainBatches attaches
+        return set(dm.on_after_batch_transfer([step], 0)[0])
+
+    assert mixed({"id", "ood"}) == {"id", "ood"}
+    assert mixed({"id", "ood", "id_mix"}) == {"id", "ood", "id_mix"}
+    assert mixed(MixtureOutlierExposureLoss().requires) == {"id", "ood", "cross_mix"}
 
 
 def test_mixoe_datamodule_draws_ood_and_mixes_id_with_it():
