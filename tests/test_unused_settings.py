@@ -90,6 +90,9 @@ def test_the_message_lists_the_objectives_that_use_the_knob(compose_config) -> N
     with pytest.raises(ConfigError) as error:
         check_run(compose_config("loss=ce", "beta=0.5"))
     assert "(ce_kl, ce_kl_mixup, ce_maxent, mixoe)" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        check_run(compose_config("loss=ce_kl", "mixup.alpha=0.5"))
+    assert "objective that trains on mixed samples (ce_kl_mixup, mixoe)" in str(error.value)
 
 
 @pytest.mark.slow

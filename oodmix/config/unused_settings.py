@@ -47,9 +47,10 @@ def _loss_requires(cfg: DictConfig) -> frozenset[str]:
 
 
 def _interpolates(node: Any, key: str) -> bool:
-    """Whether a config node, unresolved, refers to the root key `key` (`${beta}`)."""
+    """Whether a config node, unresolved, refers to the root key `key` (`${beta}`,
+    `${mixup.pairs}`, `${oc.select:mixup.pairs,null}`)."""
     text = str(OmegaConf.to_container(node, resolve=False))
-    return re.search(r"\$\{" + re.escape(key) + r"[}.]", text) is not None
+    return re.search(r"\$\{(oc\.select:)?" + re.escape(key) + r"[}.,]", text) is not None
 
 
 def _fixed_threshold(cfg: DictConfig) -> bool:
