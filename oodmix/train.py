@@ -302,8 +302,7 @@ def _record_job_failure(error: Exception) -> None:
     print(f"oodmix-train: job {hydra_cfg.job.num} failed: {reason} (see {path})", file=sys.stderr)
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
-def _run_job(cfg: DictConfig) -> float | None:
+def run_job_task(cfg: DictConfig) -> float | None:
     """One run, or one job of a multirun; returns the metric that sweepers optimise.
 
     A failed job of a multirun is recorded in its folder and returns None, so that Hydra's
@@ -329,6 +328,13 @@ def _run_job(cfg: DictConfig) -> float | None:
             raise
         _record_job_failure(error)
     return None
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def _run_job(cfg: DictConfig) -> float | None:
+    """Hydra's task function: `run_job_task` (also what a launcher that trains jobs together
+    calls per job)."""
+    return run_job_task(cfg)
 
 
 def _hydra_main() -> None:
