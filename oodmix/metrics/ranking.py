@@ -24,6 +24,8 @@ from torchmetrics.functional.classification import (
     binary_roc,
 )
 
+from oodmix.metrics.threshold_f1 import f1_at_thresholds
+
 TPR_LEVEL = 0.95
 
 
@@ -51,19 +53,17 @@ def ranking_metrics(scores: torch.Tensor, is_id: torch.Tensor) -> dict[str, torc
 
 
 def best_f1_threshold(scores: torch.Tensor, is_id: torch.Tensor) -> tuple[float, float]:
-    """The threshold delta (one of the scores) whose rule "ID when score >= delta" has the
-    highest F1 with ID positive, and that F1. Among equal F1, the highest delta."""
-    # torchmetrics hands a one-point result back as 0-d: keep one dimension.
-    scores, is_id = scores.reshape(-1), is_id.reshape(-1).bool()
-    distinct, rank = torch.unique(scores, return_inverse=True)
-    # Per distinct value (ascending): how many ID / OOD points hold it; then, for each
-    # candidate delta, the counts at or above it.
-    id_at = torch.zeros_like(distinct, dtype=torch.float64).index_add_(0, rank, is_id.double())
-    ood_at = torch.zeros_like(distinct, dtype=torch.float64).index_add_(0, rank, (~is_id).double())
-    tp = id_at.flip(0).cumsum(0).flip(0)
-    fp = ood_at.flip(0).cumsum(0).flip(0)
-    fn = is_id.sum() - tp
-    f1 = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
+    """The threshold delta whose rule "ID when score >= delta" has the highest F1 with ID
+    positive on these points, and that F1.
+
+    The candidates are the distinct scores: any delta in (s_lower, s] decides exactly as
+    delta = s does (s_lower: the next lower distinct score), so the F1 of every rule is among
+    theirs. Among equal F1 the highest candidate is returned: the top end of the interval of
+    thresholds that share the best F1 on these points (any delta down to the next lower
+    distinct score gives the same F1 here, but may give another F1 on other points).
+    """
+    distinct = torch.unique(scores.reshape(-1))  # ascending
+    f1 = f1_at_thresholds(scores, is_id, distinct)
     best = int(len(f1) - 1 - torch.argmax(f1.flip(0)))  # the last (highest) of the maxima
     return float(distinct[best]), float(f1[best])
 

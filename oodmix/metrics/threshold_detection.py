@@ -2,47 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torchmetrics import Metric
 
-Positive = Literal["id", "ood"]
-
-
-def precision_recall_f1(
-    tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """precision = tp / (tp + fp), recall = tp / (tp + fn), F1 = 2 tp / (2 tp + fp + fn).
-
-    A ratio whose denominator is zero is 0 (torchmetrics' zero_division=0 convention).
-    """
-    tp, fp, fn = tp.double(), fp.double(), fn.double()
-
-    def ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-        return torch.where(den > 0, num / den.clamp(min=1), torch.zeros_like(num)).float()
-
-    return {
-        "precision": ratio(tp, tp + fp),
-        "recall": ratio(tp, tp + fn),
-        "f1": ratio(2 * tp, 2 * tp + fp + fn),
-    }
-
-
-def threshold_counts(
-    scores: torch.Tensor, is_id: torch.Tensor, delta: float, positive: Positive = "id"
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(tp, fp, fn, tn) of the rule "predicted ID when score >= delta" for the chosen positive."""
-    predicted = scores >= delta
-    actual = is_id.bool()
-    if positive == "ood":
-        predicted, actual = ~predicted, ~actual
-    return (
-        (predicted & actual).sum(),
-        (predicted & ~actual).sum(),
-        (~predicted & actual).sum(),
-        (~predicted & ~actual).sum(),
-    )
+from oodmix.metrics.threshold_f1 import Positive, precision_recall_f1, threshold_counts
 
 
 class ThresholdDetection(Metric):

@@ -5,21 +5,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
+
+from oodmix.metrics.threshold_f1 import f1_at_thresholds
 
 
 def f1_against_threshold(scores: np.ndarray, is_id: np.ndarray, deltas: np.ndarray) -> np.ndarray:
     """F1 (ID positive) of the rule "ID when score >= delta", for every delta at once.
 
-    F1 = 2 tp / (2 tp + fp + fn); 0 when nothing is predicted ID and nothing is ID.
+    The run's own counting and formula (oodmix.metrics.f1_at_thresholds), on the arrays of a
+    scores.npz: F1 = 2 tp / (2 tp + fp + fn), 0 when nothing is predicted ID and nothing is ID;
+    delta is compared in the scores' precision (float32 in scores.npz), as the run compared it.
     """
-    predicted = scores[None, :] >= deltas[:, None]
-    truth = is_id.astype(bool)[None, :]
-    tp = (predicted & truth).sum(axis=1)
-    fp = (predicted & ~truth).sum(axis=1)
-    fn = (~predicted & truth).sum(axis=1)
-    denominator = 2 * tp + fp + fn
-    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+    f1 = f1_at_thresholds(
+        torch.from_numpy(np.asarray(scores)),
+        torch.from_numpy(np.asarray(is_id, dtype=bool)),
+        torch.from_numpy(np.asarray(deltas, dtype=np.float64)),
+    )
+    return f1.numpy()
 
 
 def heatmap_figure(
