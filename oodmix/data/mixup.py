@@ -11,11 +11,14 @@ batch loader seeds with (seed, epoch, process) and draws from once per epoch (`M
 they depend neither on the device nor on anything else drawing random numbers in the process
 (another run trained beside it included), and a resumed epoch draws them again exactly. The
 mixing itself runs on the batch's device.
+
+Mixing works for any leading dimensions: x (..., B, D), y (..., B), lam (..., B, 1) and partner
+(..., B), e.g. a stack of K runs' batches (K, B, D), each mixed with its own run's draws.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,21 +29,32 @@ MIXED_PARTS = ("id_mix", "ood_mix", "cross_mix")
 
 
 def one_hot(y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
-    """(N, K) one-hot rows of integer labels y, built on y's device.
+    """(..., N, C) one-hot rows of integer labels y (..., N), built on y's device.
 
     F.one_hot checks the label range with .item() calls, which wait for the GPU on every
     training step; the labels come from the datamodule, which has already checked them.
     """
-    rows = torch.zeros(y.shape[0], num_classes, dtype=dtype, device=y.device)
-    return rows.scatter_(1, y[:, None], 1.0)
+    rows = torch.zeros(*y.shape, num_classes, dtype=dtype, device=y.device)
+    return rows.scatter_(-1, y.unsqueeze(-1), 1.0)
 
 
 @dataclass
 class Draw:
-    """The mixing of one batch part: weight lam (N, 1) and partner index (N,) of each sample."""
+    """The mixing of one batch part: weight lam (..., N, 1) and partner index (..., N) of each
+    sample (leading dimensions: e.g. K stacked runs, each with its own draws)."""
 
     lam: torch.Tensor
     partner: torch.Tensor
+
+
+def partners(t: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """Row partner[..., i] of t for every i: t (..., M, D), partner (..., N) -> (..., N, D).
+
+    t[partner] for a single batch; with leading dimensions each batch takes its own partners
+    (a partner without them is shared by all). A gather: the very values t[partner] copies.
+    """
+    index = partner.unsqueeze(-1).expand(*t.shape[:-2], partner.shape[-1], t.shape[-1])
+    return torch.gather(t, -2, index)
 
 
 class Mixup:
@@ -72,25 +86,28 @@ class Mixup:
         """Mix a batch with a random permutation of itself.
 
         Args:
-            x: inputs (N, ...).
-            y: integer class labels (N,), or None for unlabelled (OOD) samples.
-            num_classes: K, needed to one-hot encode y.
-            draw: lam and partners (on x's device); None draws them from a generator seeded
-                by torch's global one (for interactive use; runs pass their own draws).
+            x: inputs (..., N, D); leading dimensions are separate batches (stacked runs).
+            y: integer class labels (..., N), or None for unlabelled (OOD) samples.
+            num_classes: C, needed to one-hot encode y.
+            draw: lam (..., N, 1) and partners (..., N) within each batch, on x's device; None
+                draws one set from a generator seeded by torch's global one, shared by any
+                leading dimensions (for interactive use; runs pass their own draws).
 
         Returns:
-            (mixed inputs, soft labels (N, K) that sum to 1, or None when y is None).
+            (mixed inputs (..., N, D), soft labels (..., N, C) that sum to 1, or None when y
+            is None).
         """
         if draw is None:
-            draw = _on(self.draw(_torch_seeded_rng(), x.shape[0]), x.device)
+            draw = _on(self.draw(_torch_seeded_rng(), x.shape[-2]), x.device)
         lam = draw.lam.to(x.dtype)
-        x_mix = torch.lerp(x[draw.partner], x, lam)  # lam * x + (1 - lam) * x[partner]
+        # lam * x + (1 - lam) * x[partner]
+        x_mix = torch.lerp(partners(x, draw.partner), x, lam)
         if y is None:
             return x_mix, None
         if num_classes is None:
             raise ValueError("num_classes is needed to mix labelled samples")
         labels = one_hot(y, num_classes, x_mix.dtype)
-        return x_mix, torch.lerp(labels[draw.partner], labels, lam)
+        return x_mix, torch.lerp(partners(labels, draw.partner), labels, lam)
 
     def cross(
         self,
@@ -103,11 +120,15 @@ class Mixup:
         """Mix each ID sample with a random OOD sample of the batch (Mixture Outlier Exposure).
 
         x~ = lam * x_id + (1 - lam) * x_ood,  target = lam * onehot(y) + (1 - lam) * U.
+
+        Shapes: x_id (..., N, D), y (..., N), x_ood (..., M, D), draw.lam (..., N, 1),
+        draw.partner (..., N) indices into each batch's M OOD samples; returns (..., N, D) and
+        (..., N, C).
         """
         if draw is None:
-            draw = _on(self.draw(_torch_seeded_rng(), x_id.shape[0], x_ood.shape[0]), x_id.device)
+            draw = _on(self.draw(_torch_seeded_rng(), x_id.shape[-2], x_ood.shape[-2]), x_id.device)
         lam = draw.lam.to(x_id.dtype)
-        x_mix = torch.lerp(x_ood[draw.partner], x_id, lam)
+        x_mix = torch.lerp(partners(x_ood, draw.partner), x_id, lam)
         labels = one_hot(y, num_classes, x_mix.dtype)
         uniform = torch.full_like(labels, 1.0 / num_classes)
         return x_mix, torch.lerp(uniform, labels, lam)
@@ -120,6 +141,11 @@ class MixupDraws:
     MIXED_PARTS: id_mix draws (b; a permutation), ood_mix (m; a permutation), cross_mix (b;
     partners from m). `step(s)` hands out step s's draws as views: nothing is copied or drawn
     per step.
+
+    The epoch's draws are kept whole, per part: `epoch[part]` holds every step's draws one
+    after another (lam (T, 1), partner (T,)), and `spans[s][part]` is where step s's lie in
+    them. `stack` puts several runs' epochs on a leading dimension (lam (K, T, 1), partner
+    (K, T)); its `step(s)` then hands out lam (K, n, 1) and partner (K, n).
     """
 
     def __init__(
@@ -142,26 +168,53 @@ class MixupDraws:
                 else:
                     draws[part] = mixup.draw(rng, b, pool=m)
             per_step.append(draws)
-        self._steps = _moved(per_step, parts, device)
+        self.parts = parts
+        self.spans: list[dict[str, slice]] = [{} for _ in per_step]
+        # One copy to the device per part for the whole epoch; steps get views of it.
+        self.epoch: dict[str, Draw] = {}
+        for part in parts if per_step else ():
+            self.epoch[part] = Draw(
+                torch.cat([d[part].lam for d in per_step]).to(device),
+                torch.cat([d[part].partner for d in per_step]).to(device),
+            )
+            start = 0
+            for spans, draws in zip(self.spans, per_step):
+                n = draws[part].lam.shape[0]
+                spans[part] = slice(start, start + n)
+                start += n
+        self._steps = self._step_views()
+
+    @classmethod
+    def stack(cls, members: Sequence[MixupDraws], device: torch.device) -> MixupDraws:
+        """The draws of several runs' epochs (the same parts and step sizes) as one, each part's
+        tensors stacked on a new leading dimension and moved to `device` at once."""
+        first = members[0]
+        if any(m.parts != first.parts or len(m.spans) != len(first.spans) for m in members):
+            raise ValueError("stacked mixing draws need the same parts and steps in every member")
+        stacked = cls.__new__(cls)
+        stacked.parts, stacked.spans = first.parts, first.spans
+        stacked.epoch = {
+            part: Draw(
+                torch.stack([m.epoch[part].lam for m in members]).to(device),
+                torch.stack([m.epoch[part].partner for m in members]).to(device),
+            )
+            for part in first.epoch
+        }
+        stacked._steps = stacked._step_views()
+        return stacked
+
+    def _step_views(self) -> list[dict[str, Draw]]:
+        """Each step's draws as views of the epoch's tensors (along the draw dimension)."""
+        return [
+            {
+                part: Draw(self.epoch[part].lam[..., span, :], self.epoch[part].partner[..., span])
+                for part, span in spans.items()
+            }
+            for spans in self.spans
+        ]
 
     def step(self, s: int) -> dict[str, Draw]:
         return self._steps[s]
-
-
-def _moved(per_step: list[dict[str, Draw]], parts: list[str], device) -> list[dict[str, Draw]]:
-    """The same draws on `device`: one copy per part for the epoch, then views per step."""
-    if not per_step or not parts:
-        return [{} for _ in per_step]
-    moved: list[dict[str, Draw]] = [{} for _ in per_step]
-    for part in parts:
-        lams = torch.cat([d[part].lam for d in per_step]).to(device)
-        partners = torch.cat([d[part].partner for d in per_step]).to(device)
-        start = 0
-        for s, draws in enumerate(per_step):
-            n = draws[part].lam.shape[0]
-            moved[s][part] = Draw(lams[start : start + n], partners[start : start + n])
-            start += n
-    return moved
 
 
 def _on(draw: Draw, device: torch.device) -> Draw:
