@@ -7,7 +7,8 @@ any iterable with a length as a dataloader; these are such iterables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,7 +30,128 @@ def shard(n: int, rank: int, world_size: int) -> slice:
     return slice(start, start + base + (1 if rank < extra else 0))
 
 
-class TrainBatches:
+class ChunkedSteps:
+    """An epoch of step batches handed out in chunks of `steps_per_chunk` consecutive steps,
+    resumable mid-epoch; subclasses give `steps` and `step_batches()`.
+
+    Iterating yields lists of up to `steps_per_chunk` step batches (the last chunk of an epoch
+    may be shorter); Lightning sees one chunk as one batch.
+    """
+
+    def __init__(
+        self,
+        epoch: Callable[[], int],
+        steps_per_chunk: int = 1,
+        chunks_done: Callable[[], int] | None = None,
+    ) -> None:
+        if steps_per_chunk < 1:
+            raise ValueError(f"steps_per_chunk={steps_per_chunk} is not allowed: it must be >= 1")
+        self.epoch = epoch
+        self.steps_per_chunk = steps_per_chunk
+        # How many chunks of the current epoch have been trained (the trainer knows; the
+        # iterator runs ahead of training by Lightning's prefetch), and a resume point.
+        self.chunks_done = chunks_done or (lambda: 0)
+        self._resume: dict[str, int] | None = None
+
+    @property
+    def steps(self) -> int:
+        """Optimiser steps in one epoch (step batches)."""
+        raise NotImplementedError
+
+    def step_batches(self) -> Iterator[dict]:
+        """The current epoch's step batches one by one."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        """Chunks in one epoch: what Lightning counts as batches."""
+        return -(-self.steps // self.steps_per_chunk)
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training stands in the epoch, saved in every checkpoint by Lightning (a
+        loader with state_dict/load_state_dict is resumable mid-epoch)."""
+        return {"epoch": self.epoch(), "chunks_done": self.chunks_done()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume: the next iteration of that epoch starts after its first `chunks_done`
+        chunks. The epoch's batches are drawn as always, so the rest are the very ones an
+        uninterrupted run trains on."""
+        self._resume = dict(state)
+
+    def __iter__(self) -> Iterator[list[dict]]:
+        skip = 0
+        if self._resume is not None and self._resume["epoch"] == self.epoch():
+            skip = self._resume["chunks_done"] * self.steps_per_chunk
+        self._resume = None
+        chunk: list[dict] = []
+        for step, batch in enumerate(self.step_batches()):
+            if step < skip:
+                continue
+            chunk.append(batch)
+            if len(chunk) == self.steps_per_chunk:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+
+@dataclass
+class EpochPlan:
+    """What one epoch of TrainBatches trains on, drawn before its first step.
+
+    order: ID indices (..., n), taken b per step in turn; ood_order: OOD indices (..., L),
+    taken m per step in turn (None: no OOD part); draws: the mixing draws of every step (None:
+    no mixed parts); sizes: (b, m) of each step. Leading dimensions (...) are stacked runs
+    (`stack`): every one takes the same positions of its own indices and draws.
+    """
+
+    order: torch.Tensor
+    ood_order: torch.Tensor | None
+    draws: MixupDraws | None
+    sizes: list[tuple[int, int]]
+
+    @classmethod
+    def stack(cls, plans: Sequence[EpochPlan], device: torch.device) -> EpochPlan:
+        """Plans of equal sizes (runs of one config) on a new leading dimension, on `device`."""
+        first = plans[0]
+        if any(p.sizes != first.sizes for p in plans):
+            raise ValueError("stacked epoch plans need the same step sizes in every member")
+        return cls(
+            torch.stack([p.order for p in plans]).to(device),
+            None
+            if first.ood_order is None
+            else torch.stack([p.ood_order for p in plans]).to(device),
+            None if first.draws is None else MixupDraws.stack([p.draws for p in plans], device),
+            first.sizes,
+        )
+
+    def step_batches(
+        self,
+        id_x: torch.Tensor,
+        id_y: torch.Tensor,
+        ood_x: torch.Tensor | None,
+        take: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> Iterator[dict]:
+        """The epoch's step batches {"id": (x, y), "ood": x_ood, "draws": {part: Draw}}:
+        `take(data, index)` gathers the rows an index slice (..., b) names (data[index] for
+        one run; one gather for all members of a stack)."""
+        start = ood_start = 0
+        for step, (b, m) in enumerate(self.sizes):
+            index = self.order[..., start : start + b]
+            start += b
+            batch: dict = {"id": (take(id_x, index), take(id_y, index))}
+            if self.ood_order is not None:
+                batch["ood"] = take(ood_x, self.ood_order[..., ood_start : ood_start + m])
+                ood_start += m
+            if self.draws is not None:
+                batch["draws"] = self.draws.step(step)
+            yield batch
+
+
+def _rows(data: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return data[index]
+
+
+class TrainBatches(ChunkedSteps):
     """One epoch of training batches {"id": (x, y), "ood": x_ood}, in chunks of consecutive steps.
 
     Iterating yields lists of up to `steps_per_chunk` step batches (the last chunk of an epoch
@@ -68,21 +190,15 @@ class TrainBatches:
         mixup: Mixup | None = None,
         parts: Iterable[str] = (),
     ) -> None:
-        if steps_per_chunk < 1:
-            raise ValueError(f"steps_per_chunk={steps_per_chunk} is not allowed: it must be >= 1")
+        super().__init__(epoch, steps_per_chunk, chunks_done)
         self.id_x, self.id_y, self.ood_x = id_x, id_y, ood_x
         self.batch_size, self.ood_batch_size = batch_size, ood_batch_size
-        self.seed, self.epoch = seed, epoch
+        self.seed = seed
         self.rank, self.world_size = rank, world_size
         self.drop_last = drop_last
-        self.steps_per_chunk = steps_per_chunk
         self.mixup = mixup
         self.mixed_parts = frozenset(parts) & {"id_mix", "ood_mix", "cross_mix"}
         self.n_local = id_x.shape[0] // world_size if world_size > 1 else id_x.shape[0]
-        # How many chunks of the current epoch have been trained (the trainer knows; the
-        # iterator runs ahead of training by Lightning's prefetch), and a resume point.
-        self.chunks_done = chunks_done or (lambda: 0)
-        self._resume: dict[str, int] | None = None
 
     @property
     def steps(self) -> int:
@@ -91,45 +207,24 @@ class TrainBatches:
             return self.n_local // self.batch_size
         return -(-self.n_local // self.batch_size)
 
-    def __len__(self) -> int:
-        """Chunks in one epoch: what Lightning counts as batches."""
-        return -(-self.steps // self.steps_per_chunk)
-
     def _generator(self) -> torch.Generator:
         generator = torch.Generator(device=self.id_x.device)
         # A distinct, fixed stream per (seed, epoch): the same on every process.
         generator.manual_seed(self.seed * 1_000_003 + self.epoch())
         return generator
 
-    def state_dict(self) -> dict[str, int]:
-        """Where training stands in the epoch, saved in every checkpoint by Lightning (a
-        loader with state_dict/load_state_dict is resumable mid-epoch)."""
-        return {"epoch": self.epoch(), "chunks_done": self.chunks_done()}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Resume: the next iteration of that epoch starts after its first `chunks_done`
-        chunks. The epoch's batches are drawn as always, so the rest are the very ones an
-        uninterrupted run trains on."""
-        self._resume = dict(state)
-
-    def __iter__(self) -> Iterator[list[dict]]:
-        skip = 0
-        if self._resume is not None and self._resume["epoch"] == self.epoch():
-            skip = self._resume["chunks_done"] * self.steps_per_chunk
-        self._resume = None
-        chunk: list[dict] = []
-        for step, batch in enumerate(self.step_batches()):
-            if step < skip:
-                continue
-            chunk.append(batch)
-            if len(chunk) == self.steps_per_chunk:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
-
     def step_batches(self) -> Iterator[dict]:
         """The epoch's step batches one by one: index slices of the device-resident tensors."""
+        plan = self.epoch_plan()
+        yield from plan.step_batches(self.id_x, self.id_y, self.ood_x, take=_rows)
+
+    def epoch_plan(self, draws_device: torch.device | None = None) -> EpochPlan:
+        """The current epoch's ID order (n_local,), OOD order and mixing draws.
+
+        The orders are drawn on the data's device from the torch stream (seed, epoch), the
+        draws from the numpy stream (seed, epoch, rank), then moved to `draws_device` (default:
+        the data's device; a stack gathers its members' on the CPU and moves them once).
+        """
         generator = self._generator()
         device = self.id_x.device
         order = torch.randperm(self.id_x.shape[0], generator=generator, device=device)
@@ -151,18 +246,8 @@ class TrainBatches:
             )
             if self.world_size > 1:
                 ood_order = ood_order[self.rank :: self.world_size]
-        draws = self._mixup_draws(steps, device)
-        ood_start = 0
-        for step in range(steps):
-            index = order[step * self.batch_size : (step + 1) * self.batch_size]
-            batch: dict = {"id": (self.id_x[index], self.id_y[index])}
-            if ood_order is not None:
-                ood_end = ood_start + (self.ood_batch_size or index.shape[0])
-                batch["ood"] = self.ood_x[ood_order[ood_start:ood_end]]
-                ood_start = ood_end
-            if draws is not None:
-                batch["draws"] = draws.step(step)
-            yield batch
+        draws = self._mixup_draws(steps, draws_device or device)
+        return EpochPlan(order, ood_order, draws, self.step_sizes(steps))
 
     def step_sizes(self, steps: int) -> list[tuple[int, int]]:
         """(ID, OOD) batch sizes of each of an epoch's steps."""
