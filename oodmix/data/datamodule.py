@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 
 import lightning as L
@@ -36,15 +36,20 @@ class OODSplits:
     #: Further test sets, logged as <name>/<metric> (e.g. test_near, test_far).
     extra_tests: dict[str, EvalSet] = field(default_factory=dict)
 
-    def to(self, device: torch.device) -> OODSplits:
-        def move(value):
-            if isinstance(value, EvalSet):
-                return EvalSet(value.x.to(device), value.is_id.to(device), value.y.to(device))
-            if isinstance(value, dict):
-                return {name: move(v) for name, v in value.items()}
-            return value.to(device)
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> OODSplits:
+        """The same splits with `fn` applied to every tensor (moved, indexed, ...)."""
 
-        return OODSplits(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+        def apply(value):
+            if isinstance(value, EvalSet):
+                return EvalSet(fn(value.x), fn(value.is_id), fn(value.y))
+            if isinstance(value, dict):
+                return {name: apply(v) for name, v in value.items()}
+            return fn(value)
+
+        return OODSplits(**{f.name: apply(getattr(self, f.name)) for f in fields(self)})
+
+    def to(self, device: torch.device) -> OODSplits:
+        return self.map(lambda t: t.to(device))
 
 
 class OODDataModule(L.LightningDataModule):
