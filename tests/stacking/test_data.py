@@ -387,3 +387,44 @@ def test_mixing_with_leading_dimensions_mixes_each_member_with_its_own_draws():
     torch.manual_seed(0)
     shared, _ = mixup(x)
     assert shared.shape == x.shape
+
+
+def test_a_lightning_trainer_drives_the_stack():
+    """A real fit of two epochs: the chunks a module receives (mixed, on the module's side of
+    on_after_batch_transfer) are each member's solo chunks of those epochs; validation batches
+    carry every member."""
+    import lightning as L
+
+    received: list[list[dict]] = []
+    evaluated: list[tuple[int, ...]] = []
+
+    class Record(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.automatic_optimization = False
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, chunk, index):
+            received.append(chunk)
+
+        def validation_step(self, batch, index):
+            evaluated.append(tuple(batch["x"].shape))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    stack = MemberStackDataModule([member(s, a) for s, a in zip(SEEDS, ALPHAS, strict=True)])
+    stack.request_parts(PARTS["mixoe_both"])
+    trainer = L.Trainer(
+        max_epochs=EPOCHS,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(Record(), datamodule=stack)
+    assert len(received) == EPOCHS * 3
+    assert_members_solo([received[:3], received[3:]], solo_epochs())
+    assert evaluated == [(3, 64, 2), (3, 64, 2), (3, 22, 2)] * EPOCHS
