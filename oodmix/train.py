@@ -215,22 +215,37 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
             ckpt_path = tested_checkpoint(trainer, cfg.test_ckpt)
-            # Validate the very weights that are tested: their val/* is what sweepers
-            # optimise, and their validation pass sets the tuned threshold (val/delta_best)
-            # the test then uses.
-            trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
-            metrics: dict[str, Any] = _logged(trainer, "val/")
-            trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+            metrics = evaluate(trainer, module, datamodule, ckpt_path)
         except SIGTERMException:
             _exit_interrupted(trainer, stop.name or "SIGTERM", output_dir)
+    return write_metrics(cfg, trainer, module, metrics)
+
+
+def evaluate(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None) -> dict[str, Any]:
+    """val/* and test*/* of the tested weights (those of `ckpt_path`, or the module's own).
+
+    Validate the very weights that are tested: their val/* is what sweepers optimise, and
+    their validation pass sets the tuned threshold (val/delta_best) the test then uses.
+    """
+    trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    metrics: dict[str, Any] = _logged(trainer, "val/")
+    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
     metrics.update(_logged(trainer, "test"))  # test/*, and test_near/*, test_far/* if present
+    return metrics
+
+
+def write_metrics(
+    cfg: DictConfig, trainer: Any, module: Any, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """Add what identifies the run (seed, loss, detector) and write <run>/metrics.json."""
+    metrics = dict(metrics)
     metrics.update(
         seed=int(cfg.seed),
         loss=_choice("loss", type(module.loss).__name__),
         detector=_choice("detector", str(cfg.detector._target_).rsplit(".", 1)[-1]),
     )
     if trainer.is_global_zero:
-        write_json_atomic(output_dir / "metrics.json", metrics)
+        write_json_atomic(Path(cfg.output_dir) / "metrics.json", metrics)
     return metrics
 
 
@@ -256,7 +271,12 @@ def _exit_interrupted(trainer: Any, signal_name: str, output_dir: Path) -> None:
 
 def _train_and_print(cfg: DictConfig) -> float:
     """Train, print the table of results, and return the metric that sweepers optimise."""
-    metrics = train(cfg)
+    return report(cfg, train(cfg))
+
+
+def report(cfg: DictConfig, metrics: dict[str, Any]) -> float:
+    """Print the table of a run's results (unless quiet) and return the metric that sweepers
+    optimise."""
     fixed = getattr(hydra.utils.get_class(cfg.detector._target_), "fixed_threshold", False)
     threshold = (
         f"delta={cfg.delta}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import lightning as L
@@ -13,6 +13,7 @@ from oodmix.data.loaders import TRAIN_PARTS
 from oodmix.failures import TrainingDiverged
 from oodmix.losses.base import OODLoss
 from oodmix.metrics.publish import publish
+from oodmix.stacking.updates import MemberLearningRates, clip_member_gradients
 
 
 class EpochMean:
@@ -50,11 +51,13 @@ class EpochMean:
         self.sizes = list(state["sizes"])
 
     def compute(self) -> dict[str, torch.Tensor]:
+        """Each term's mean: a scalar, or one value per member (K,) for a stack of runs."""
         if not self.values:
             return {}
-        values = torch.stack(self.values)
+        values = torch.stack(self.values)  # (steps, terms) or (steps, terms, K)
         sizes = torch.tensor(self.sizes, dtype=values.dtype, device=values.device)
-        return dict(zip(self.names, (sizes @ values) / sizes.sum()))
+        means = (sizes @ values.flatten(1)).reshape(values.shape[1:]) / sizes.sum()
+        return dict(zip(self.names, means))
 
 
 def part_inputs(part: str, value: Any) -> torch.Tensor:
@@ -82,6 +85,13 @@ class OODClassifier(L.LightningModule):
     one split), since per-call overhead dominates for a tiny network. Each term the loss
     returns is logged as `train/<name>`, its mean over the epoch's samples.
 
+    A stack of K runs (oodmix.stacking) is this same module with a StackedNetwork and a
+    StackedObjective: every tensor then has a leading member dimension, each term is (K,),
+    the loss minimised is the sum of the members' (so each member's gradient is its own), and
+    clipping and learning rates are taken per member (`member_rates`: each member's
+    model.lr; the optimiser is built with the first). A member whose loss turns non-finite
+    fails alone (`failed_members`); the others train on.
+
     A step whose loss terms are not all finite is not taken: training stops there with
     `oodmix.failures.TrainingDiverged` (see `refuse_non_finite`).
     """
@@ -94,10 +104,18 @@ class OODClassifier(L.LightningModule):
         config: dict | None = None,
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str = "norm",
+        member_rates: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.net = net
         self.loss = loss
+        #: K for a stack of runs (tensors carry a leading member dimension); None for one run.
+        self.members: int | None = getattr(net, "members", None)
+        self.member_rates = MemberLearningRates(member_rates) if member_rates else None
+        #: Members of a stack whose loss became non-finite: member -> why (they train no more).
+        self.failed_members: dict[int, TrainingDiverged] = {}
+        #: A stack's epoch means of the loss terms: (epoch, step, {train/<term>: (K,)}).
+        self.member_history: list[tuple[int, int, dict[str, torch.Tensor]]] = []
         self.optimizer_factory = optimizer
         self.epoch_terms = EpochMean()
         # The batch parts fed through the network, in a fixed order.
@@ -123,7 +141,9 @@ class OODClassifier(L.LightningModule):
                 f"but the batch has only {sorted(batch)}: missing {sorted(missing)}"
             )
         inputs = [part_inputs(part, batch[part]) for part in self.parts]
-        logits = self(torch.cat(inputs)).split([x.shape[0] for x in inputs])
+        points = 0 if self.members is None else 1  # the dimension that lists the points
+        logits = self(torch.cat(inputs, dim=points))
+        logits = logits.split([x.shape[points] for x in inputs], dim=points)
         return self.loss(dict(zip(self.parts, logits)), batch)
 
     def training_step(self, chunk: list[dict], chunk_idx: int) -> None:
@@ -136,15 +156,29 @@ class OODClassifier(L.LightningModule):
             values = torch.stack([value.detach() for value in terms.values()])
             self.refuse_non_finite(list(terms), values)
             optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(terms["loss"])
-            if self.gradient_clip_val is not None:
-                self.clip_gradients(
-                    optimizer,
-                    gradient_clip_val=self.gradient_clip_val,
-                    gradient_clip_algorithm=self.gradient_clip_algorithm,
-                )
-            optimizer.step()
-            self.epoch_terms.update(list(terms), values, batch_size=batch["id"][0].shape[0])
+            # A stack's members are independent: the gradient of their sum is each one's own.
+            self.manual_backward(terms["loss"].sum())
+            self._clip(optimizer)
+            if self.member_rates is None:
+                optimizer.step()
+            else:
+                self.member_rates.step(optimizer, list(self.net.parameters()))
+            points = batch["id"][0].shape[0 if self.members is None else 1]
+            self.epoch_terms.update(list(terms), values, batch_size=points)
+
+    def _clip(self, optimizer: Any) -> None:
+        if self.gradient_clip_val is None:
+            return
+        if self.members is None:
+            self.clip_gradients(
+                optimizer,
+                gradient_clip_val=self.gradient_clip_val,
+                gradient_clip_algorithm=self.gradient_clip_algorithm,
+            )
+        else:  # each member by its own norm, as its run would clip
+            clip_member_gradients(
+                list(self.net.parameters()), self.gradient_clip_val, self.gradient_clip_algorithm
+            )
 
     def refuse_non_finite(self, names: list[str], values: torch.Tensor) -> None:
         """Stop training at a step whose loss terms are not all finite, before its backward pass
@@ -153,18 +187,36 @@ class OODClassifier(L.LightningModule):
         This is the one host synchronisation per optimiser step (the step must not be taken
         when its loss is nan or inf, and that is known only once the value is read); on the CPU
         it costs a few microseconds, on a GPU it waits for the step's forward pass.
+
+        In a stack only the members whose terms are not finite fail (`failed_members`); the
+        step goes on for the others (a member's gradients are its own), and training stops
+        when every member has failed.
         """
-        if bool(torch.isfinite(values).all()):
+        per_member = values.reshape(len(names), -1)  # (terms, K); one run: K = 1
+        if bool(torch.isfinite(per_member).all()):
             return
-        raise TrainingDiverged.from_values(
-            self.current_epoch, self.trainer.global_step, names, values.tolist()
-        )
+        finite = torch.isfinite(per_member).all(dim=0).tolist()
+        for k, ok in enumerate(finite):
+            if ok or k in self.failed_members:
+                continue
+            error = TrainingDiverged.from_values(
+                self.current_epoch, self.trainer.global_step, names, per_member[:, k].tolist()
+            )
+            if self.members is None:
+                raise error
+            self.failed_members[k] = error
+        if len(self.failed_members) == self.members:
+            raise self.failed_members[min(self.failed_members)]
 
     def on_train_epoch_end(self) -> None:
         """Log each term's epoch mean as `train/<name>` (mean over processes under DDP)."""
         means = self.epoch_terms.compute()
         self.epoch_terms.reset()
         if not means:
+            return
+        if self.members is not None:  # per member (K,), kept for the members' own logs
+            terms = {f"train/{name}": v.detach().cpu() for name, v in means.items()}
+            self.member_history.append((self.current_epoch, self.trainer.global_step, terms))
             return
         values = torch.stack(list(means.values()))
         if self.trainer.world_size > 1:
