@@ -9,16 +9,20 @@ import torch
 from torch import nn
 
 from oodmix.callbacks.detection_evaluation import DetectionEvaluation
+from oodmix.callbacks.step_hooks import WithoutStepHooks
 from oodmix.detectors import MaxSoftmaxScore
 from oodmix.files import save_figure_atomic
+from oodmix.metrics import check_finite
 from oodmix.plots.confidence import ConfidenceMapData, confidence_map_figure
 
 
-class ConfidenceMap(L.Callback):
+class ConfidenceMap(WithoutStepHooks, L.Callback):
     """Writes <output_dir>/confidence_map.npz (the score grid and training points) and
     confidence_map.png, for the tested weights, on the main process.
 
     Runs only for datasets with 2 features and a `plot_box`; `enabled: false` switches it off.
+    Non-finite scores on the grid raise NonFiniteScores (oodmix.metrics.non_finite) and no
+    file is written.
     """
 
     def __init__(
@@ -45,6 +49,7 @@ class ConfidenceMap(L.Callback):
         points = torch.stack([grid_x.flatten(), grid_y.flatten()], dim=-1)
         with torch.inference_mode():
             scores = self.detector(module(points.to(module.device))).float().cpu()
+        check_finite(scores, "confidence map grid")  # no figure drawn from NaN scores
         shape = (self.resolution, self.resolution)
         splits = datamodule.splits
         if getattr(self.detector, "fixed_threshold", False):  # a probability: 1/K .. 1

@@ -8,13 +8,20 @@ import lightning as L
 import torch
 from torch import nn
 
+from oodmix.callbacks.step_hooks import WithoutStepHooks
 from oodmix.detectors import MaxSoftmaxScore
 from oodmix.files import save_npz_atomic
+from oodmix.metrics import check_finite
 
 
-class SavedScores(L.Callback):
-    """Writes <output_dir>/scores.npz: val_score, val_is_id, test_score, test_is_id, for the
-    tested weights, scored on the main process over the whole evaluation sets."""
+class SavedScores(WithoutStepHooks, L.Callback):
+    """Writes <output_dir>/scores.npz for the tested weights, scored on the main process over
+    the whole evaluation sets: `<set>_score` (float32) and `<set>_is_id` (bool) for
+    set = val, test and each further test set of the datamodule (test_near, test_far), so that
+    every metric in metrics.json can be recomputed from the run folder.
+
+    Non-finite scores raise NonFiniteScores (oodmix.metrics.non_finite) and no file is written.
+    """
 
     def __init__(self, output_dir: str, detector: nn.Module | None = None) -> None:
         super().__init__()
@@ -24,11 +31,13 @@ class SavedScores(L.Callback):
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
+        splits = trainer.datamodule.splits
+        eval_sets = {"val": splits.val, "test": splits.test, **splits.extra_tests}
         arrays = {}
-        for stage in ("val", "test"):
-            eval_set = getattr(trainer.datamodule.splits, stage)
+        for name, eval_set in eval_sets.items():
             with torch.inference_mode():
                 scores = self.detector(pl_module(eval_set.x.to(pl_module.device)))
-            arrays[f"{stage}_score"] = scores.float().cpu().numpy()
-            arrays[f"{stage}_is_id"] = eval_set.is_id.cpu().numpy()
+            check_finite(scores, name)
+            arrays[f"{name}_score"] = scores.float().cpu().numpy()
+            arrays[f"{name}_is_id"] = eval_set.is_id.bool().cpu().numpy()
         save_npz_atomic(self.output_dir / "scores.npz", **arrays)

@@ -179,3 +179,86 @@ def test_plots_false_writes_no_confidence_map(compose_config) -> None:
     assert not (run / "confidence_map.png").exists()
     assert not (run / "confidence_map.npz").exists()
     assert list(run.glob("confidence_map*")) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Everything reported can be recomputed from the run folder: metrics.json's detection numbers
+# from scores.npz alone, with numpy and scikit-learn (no oodmix code).
+
+SCORE_SETS = ("val", "test", "test_near", "test_far")
+
+
+def test_scores_npz_holds_every_evaluation_set(trained_run) -> None:
+    """val and test as before, plus each further test set (test_near, test_far): a float32
+    score and a boolean ID truth per point."""
+    run, cfg = trained_run
+    with np.load(run / "scores.npz") as stored:
+        saved = {name: stored[name] for name in stored.files}
+    assert set(saved) == {f"{s}_{part}" for s in SCORE_SETS for part in ("score", "is_id")}
+    for name in SCORE_SETS:
+        assert saved[f"{name}_score"].dtype == np.float32
+        assert saved[f"{name}_is_id"].dtype == np.bool_
+        assert saved[f"{name}_score"].shape == saved[f"{name}_is_id"].shape
+    splits = regenerated_splits(cfg)
+    net = weights_under_test(run, cfg)
+    for name in ("test_near", "test_far"):
+        shifted = splits.extra_tests[name]
+        assert np.array_equal(saved[f"{name}_is_id"], shifted.is_id.numpy())
+        expected = max_softmax(net, shifted.x)
+        assert np.allclose(saved[f"{name}_score"], expected, atol=1e-6, rtol=0)
+
+
+def numpy_f1(score: np.ndarray, is_id: np.ndarray, delta: float) -> float:
+    """F1 (ID positive) of "ID when score >= delta", delta in the scores' float32."""
+    accepted = score >= np.float32(delta)
+    tp = int((accepted & is_id).sum())
+    fp = int((accepted & ~is_id).sum())
+    fn = int((~accepted & is_id).sum())
+    return 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else 0.0
+
+
+def numpy_fpr95(score: np.ndarray, is_id: np.ndarray) -> float:
+    """The smallest share of OOD points accepted by a threshold that accepts >= 95 % of ID."""
+    best = 1.0
+    for delta in np.unique(score):
+        accepted = score >= delta
+        if 100 * int((accepted & is_id).sum()) >= 95 * int(is_id.sum()):
+            best = min(best, float((accepted & ~is_id).sum() / (~is_id).sum()))
+    return best
+
+
+@pytest.mark.parametrize("name", SCORE_SETS)
+def test_metrics_json_is_recomputed_from_scores_npz(trained_run, name: str) -> None:
+    """{set}/f1 at delta, /f1_tuned at val/delta_best, /auroc, /aupr_in, /aupr_out and /fpr95
+    of metrics.json, recomputed from scores.npz with numpy and scikit-learn."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    run, cfg = trained_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    with np.load(run / "scores.npz") as stored:
+        score, is_id = stored[f"{name}_score"], stored[f"{name}_is_id"]
+    assert metrics[f"{name}/f1"] == pytest.approx(numpy_f1(score, is_id, cfg["delta"]), abs=1e-6)
+    tuned = numpy_f1(score, is_id, metrics["val/delta_best"])
+    assert metrics[f"{name}/f1_tuned"] == pytest.approx(tuned, abs=1e-6)
+    assert metrics[f"{name}/auroc"] == pytest.approx(roc_auc_score(is_id, score), abs=1e-6)
+    assert metrics[f"{name}/aupr_in"] == pytest.approx(
+        average_precision_score(is_id, score), abs=1e-6
+    )
+    assert metrics[f"{name}/aupr_out"] == pytest.approx(
+        average_precision_score(~is_id, -score), abs=1e-6
+    )
+    assert metrics[f"{name}/fpr95"] == pytest.approx(numpy_fpr95(score, is_id), abs=1e-6)
+
+
+def test_val_delta_best_is_the_top_of_its_tied_interval(trained_run) -> None:
+    """val/delta_best is a validation score reaching the best validation F1, the highest such
+    score; every threshold down to the next lower distinct score decides alike there."""
+    run, _ = trained_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    with np.load(run / "scores.npz") as stored:
+        score, is_id = stored["val_score"], stored["val_is_id"]
+    distinct = np.unique(score)
+    f1 = np.array([numpy_f1(score, is_id, d) for d in distinct])
+    best = np.flatnonzero(f1 == f1.max())
+    assert metrics["val/delta_best"] == distinct[best[-1]]
+    assert metrics["val/f1_tuned"] == pytest.approx(f1.max(), abs=1e-6)
