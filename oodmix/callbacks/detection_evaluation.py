@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import lightning as L
@@ -10,8 +13,11 @@ from torch import nn
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
+from oodmix.callbacks.requested_metrics import requested_metrics
+from oodmix.callbacks.step_hooks import WithoutStepHooks
 from oodmix.detectors import MaxSoftmaxScore
 from oodmix.metrics import (
+    FiniteScores,
     ScoreBank,
     ThresholdDetection,
     best_f1_threshold,
@@ -21,8 +27,75 @@ from oodmix.metrics import (
     threshold_counts,
 )
 
+#: F1, precision and recall at the threshold, ID positive, then OOD positive.
+THRESHOLD_METRICS = ("f1", "precision", "recall", "f1_ood", "precision_ood", "recall_ood")
+#: Threshold-free metrics of the whole ranking (oodmix.metrics.ranking).
+RANKING_METRICS = ("auroc", "aupr_in", "aupr_out", "fpr95")
+#: Every metric of an evaluation set; delta_best is validation's only.
+ALL_METRICS = frozenset({*THRESHOLD_METRICS, *RANKING_METRICS, "f1_tuned", "acc", "delta_best"})
 
-class DetectionEvaluation(L.Callback):
+
+@dataclass(frozen=True)
+class Plan:
+    """What one evaluation pass computes, and so which metric states it feeds."""
+
+    names: frozenset[str]
+    fixed_threshold: bool
+
+    @property
+    def threshold_ood(self) -> bool:
+        return bool(self.names & {"f1_ood", "precision_ood", "recall_ood"})
+
+    @property
+    def threshold_id(self) -> bool:
+        return bool(self.names & {"f1", "precision", "recall"})
+
+    @property
+    def tune(self) -> bool:
+        """Whether val/delta_best is found in this pass: asked for, needed by f1_tuned, or the
+        threshold of the F1 columns (a score without a fixed scale)."""
+        uses_threshold = self.threshold_id or self.threshold_ood
+        return bool(self.names & {"delta_best", "f1_tuned"}) or (
+            uses_threshold and not self.fixed_threshold
+        )
+
+    @property
+    def bank(self) -> bool:
+        """Whether every score is kept: for ranking metrics and the tuned threshold."""
+        return bool(self.names & set(RANKING_METRICS)) or self.tune
+
+    @cached_property  # asked for on every batch
+    def fed(self) -> tuple[str, ...]:
+        """The metric states (DetectionEvaluation.metrics keys) this pass updates."""
+        counts = self.fixed_threshold  # else F1 is counted at the tuned threshold from the bank
+        return tuple(
+            name
+            for name, used in (
+                ("finite", True),
+                ("bank", self.bank),
+                ("id", counts and self.threshold_id),
+                ("ood", counts and self.threshold_ood),
+                ("acc", "acc" in self.names),
+            )
+            if used
+        )
+
+
+def epoch_metric_names(names: Iterable[str]) -> frozenset[str]:
+    """`epoch_metrics` as metric names: "auroc" or "val/auroc"; "all" for every metric."""
+    names = [str(name).removeprefix("val/") for name in names]
+    if "all" in names:
+        return ALL_METRICS
+    unknown = [name for name in names if name not in ALL_METRICS]
+    if unknown:
+        raise ValueError(
+            f"callbacks.detection.epoch_metrics={unknown[0]} is not allowed: epoch_metrics "
+            f"must be a list of {', '.join(sorted(ALL_METRICS))}, or all"
+        )
+    return frozenset(names)
+
+
+class DetectionEvaluation(WithoutStepHooks, L.Callback):
     """Evaluates the detector on the module's validation and test outputs.
 
     Logs, for stage in {val, test} and any further test sets of the datamodule (test_near,
@@ -38,15 +111,33 @@ class DetectionEvaluation(L.Callback):
     (max softmax probability) and val/delta_best otherwise (max logit, energy, entropy). The
     module's validation_step/test_step return {"logits": ...} for a batch {"x", "is_id", "y"}.
     Run a validation pass before testing so that delta_best belongs to the tested weights.
+
+    Every metric is computed by a validation outside training (trainer.validate, which
+    oodmix-train runs on the tested weights) and by the test. The validation after each
+    training epoch computes only what is read per epoch: what a callback or scheduler
+    monitors, what a progress bar shows and what a logger's HParams list names (see
+    oodmix.callbacks.requested_metrics; val/f1 in a default run), plus `epoch_metrics`
+    (names as above, e.g. ["auroc", "f1_tuned"], or ["all"]). The ranking metrics and the
+    tuned threshold need every score sorted; the F1 at a fixed delta only four counts.
+
+    Scores that are NaN or infinite stop the evaluation with NonFiniteScores
+    (oodmix.metrics.non_finite) before any metric is computed from them.
     """
 
-    def __init__(self, delta: float, detector: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        delta: float,
+        detector: nn.Module | None = None,
+        epoch_metrics: Iterable[str] = (),
+    ) -> None:
         super().__init__()
         self.delta = float(delta)
         self.detector = detector if detector is not None else MaxSoftmaxScore()
+        self.epoch_metrics = epoch_metric_names(epoch_metrics)
         self.delta_best: float | None = None
         self.metrics: dict[str, dict[str, Metric]] = {}
         self.test_names: list[str] = ["test"]
+        self.plan = Plan(ALL_METRICS, self.fixed_threshold)
 
     @property
     def fixed_threshold(self) -> bool:
@@ -63,9 +154,11 @@ class DetectionEvaluation(L.Callback):
         datamodule = trainer.datamodule
         num_classes = datamodule.num_classes
         self.test_names = list(getattr(datamodule, "test_set_names", ["test"]))
-        # One set of metric instances per evaluation set, on the module's device (DESIGN.md).
+        # One set of metric instances per evaluation set, moved to the module's device so that
+        # their states accumulate where the scores are computed (no copy per batch).
         for name in ["val", *self.test_names]:
             self.metrics[name] = {
+                "finite": FiniteScores(),
                 "bank": ScoreBank(),
                 "id": ThresholdDetection(self.delta, positive="id"),
                 "ood": ThresholdDetection(self.delta, positive="ood"),
@@ -82,51 +175,85 @@ class DetectionEvaluation(L.Callback):
             if logged is not None:
                 self.delta_best = float(logged)
 
+    def _plan(self, trainer: L.Trainer, stage: str) -> Plan:
+        if trainer.state.fn == "fit":  # the validation after a training epoch
+            wanted = {n.removeprefix("val/") for n in requested_metrics(trainer)}
+            names = (wanted & ALL_METRICS) | self.epoch_metrics
+        else:
+            names = ALL_METRICS
+        if stage != "val":
+            names = names - {"delta_best"}
+        return Plan(frozenset(names), self.fixed_threshold)
+
     def _update(self, stage: str, outputs: Any, batch: dict) -> None:
         logits = outputs["logits"]
         scores = self.detector(logits)
         metrics = self.metrics[stage]
-        metrics["bank"].update(scores, batch["is_id"])
-        if self.fixed_threshold:  # streaming counts at the fixed delta
-            metrics["id"].update(scores, batch["is_id"])
-            metrics["ood"].update(scores, batch["is_id"])
-        metrics["acc"].update(logits, batch["y"])
+        for name in self.plan.fed:
+            if name == "finite":
+                metrics[name].update(scores)
+            elif name == "acc":
+                metrics[name].update(logits, batch["y"])
+            else:  # the score bank, streaming counts at the fixed delta
+                metrics[name].update(scores, batch["is_id"])
 
     def _threshold_metrics(
-        self, stage: str, scores: torch.Tensor, is_id: torch.Tensor
+        self, stage: str, scores: torch.Tensor | None, is_id: torch.Tensor | None
     ) -> dict[str, torch.Tensor]:
         values = {}
         for positive, suffix in (("id", ""), ("ood", "_ood")):
+            if not (self.plan.threshold_ood if positive == "ood" else self.plan.threshold_id):
+                continue
             if self.fixed_threshold:
                 result = self.metrics[stage][positive].compute()
             else:
                 tp, fp, fn, _ = threshold_counts(scores, is_id, self.threshold, positive)
                 result = precision_recall_f1(tp, fp, fn)
-            values.update({f"{stage}/{k}{suffix}": v for k, v in result.items()})
+            values.update({f"{k}{suffix}": v for k, v in result.items()})
         return values
 
     def _log(self, stage: str, trainer: L.Trainer) -> None:
-        metrics = self.metrics[stage]
-        scores, is_id = metrics["bank"].compute()
-        values = {f"{stage}/{k}": v for k, v in ranking_metrics(scores, is_id).items()}
-        if stage == "val":
-            self.delta_best, _ = best_f1_threshold(scores, is_id)
-            values["val/delta_best"] = torch.tensor(self.delta_best)
-        values.update(self._threshold_metrics(stage, scores, is_id))
-        if self.delta_best is not None:
-            tp, fp, fn, _ = threshold_counts(scores, is_id, self.delta_best)
-            values[f"{stage}/f1_tuned"] = precision_recall_f1(tp, fp, fn)["f1"]
-        values[f"{stage}/acc"] = metrics["acc"].compute()
-        for metric in metrics.values():
-            metric.reset()
+        metrics, plan = self.metrics[stage], self.plan
+        try:
+            metrics["finite"].check(stage)  # NonFiniteScores: nothing is computed from them
+            values = self._compute(stage)
+        finally:
+            for name in plan.fed:  # (a torchmetrics reset takes tens of microseconds)
+                metrics[name].reset()
         # Metric states are synchronised by compute(): every process holds the same values.
-        publish(trainer, values)
-        if stage == "val":
+        publish(trainer, {f"{stage}/{k}": v for k, v in values.items() if k in plan.names})
+        if "delta_best" in values and "delta_best" in plan.names:
             # The exact threshold (a float64 score), not publish's float32 copy: it is what
             # `setup` reads back in processes launched after this one (see there).
             trainer.callback_metrics["val/delta_best"] = torch.tensor(
                 self.delta_best, dtype=torch.float64
             )
+
+    def _compute(self, stage: str) -> dict[str, torch.Tensor]:
+        """The metrics of `self.plan` (some more: groups are computed whole) for `stage`."""
+        metrics, plan = self.metrics[stage], self.plan
+        values: dict[str, torch.Tensor] = {}
+        scores = is_id = None
+        if plan.bank:
+            scores, is_id = metrics["bank"].compute()
+        if plan.names & set(RANKING_METRICS):
+            values.update(ranking_metrics(scores, is_id))
+        if stage == "val" and plan.tune:
+            self.delta_best, _ = best_f1_threshold(scores, is_id)
+            values["delta_best"] = torch.tensor(self.delta_best)
+        values.update(self._threshold_metrics(stage, scores, is_id))
+        if "f1_tuned" in plan.names and self.delta_best is not None:
+            tp, fp, fn, _ = threshold_counts(scores, is_id, self.delta_best)
+            values["f1_tuned"] = precision_recall_f1(tp, fp, fn)["f1"]
+        if "acc" in plan.names:
+            values["acc"] = metrics["acc"].compute()
+        return values
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.plan = self._plan(trainer, "val")
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.plan = self._plan(trainer, "test")
 
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
