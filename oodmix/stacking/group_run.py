@@ -45,7 +45,13 @@ class StackedGroup:
 
     def __init__(self, configs: Sequence[DictConfig]) -> None:
         self.configs = list(configs)
-        self.jobs = [job_config(cfg) for cfg in configs]
+        self.jobs = []
+        for k, cfg in enumerate(self.configs):
+            # Resolved while job k is Hydra's current job (`${hydra:...}` values are its own).
+            self._as_job(k)
+            job = job_config(cfg)
+            OmegaConf.resolve(job)
+            self.jobs.append(job)
         self.values: list[float | None] = [None] * len(configs)
 
     def _as_job(self, k: int) -> None:
