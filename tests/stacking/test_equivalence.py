@@ -64,3 +64,38 @@ def test_each_member_ends_its_first_epoch_with_its_solo_weights(
         written = json.loads((tmp_path / "stack" / str(k) / "metrics.json").read_text())
         assert written.keys() == solo_metrics.keys()
         assert written["seed"] == k and written["loss"] == solo_metrics["loss"]
+
+
+def test_a_diverging_member_fails_alone(compose_config, tmp_path: Path) -> None:
+    """model.lr=1e30 for member 0: its job records the divergence in failure.json and writes
+    no metrics; member 1 trains on to the weights and metrics of its solo run."""
+    overrides = ["trainer.max_epochs=2", *SMALL[1:]]
+    jobs = [
+        as_job(compose_config(*overrides, "model.lr=1e30", run="stack/0"), 0),
+        as_job(compose_config(*overrides, "seed=1", run="stack/1"), 1),
+    ]
+    values = train_group(jobs)
+    assert values[0] is None and values[1] is not None
+    record = json.loads((tmp_path / "stack" / "0" / "failure.json").read_text())
+    assert record["type"] == "TrainingDiverged"
+    assert record["message"].startswith("training diverged at epoch 0, step 1: ")
+    assert not (tmp_path / "stack" / "0" / "metrics.json").exists()
+    solo = train(compose_config(*overrides, "seed=1", run="solo"))
+    written = json.loads((tmp_path / "stack" / "1" / "metrics.json").read_text())
+    assert written["val/f1"] == pytest.approx(solo["val/f1"], abs=1e-6)
+    for name, value in weights(tmp_path / "solo").items():
+        torch.testing.assert_close(
+            weights(tmp_path / "stack" / "1")[name], value, atol=1e-5, rtol=0
+        )
+
+
+def test_the_same_group_twice_writes_byte_identical_metrics(compose_config, tmp_path: Path):
+    for attempt in ("a", "b"):
+        jobs = [
+            as_job(compose_config(*SMALL, f"seed={k}", f"beta={b}", run=f"{attempt}/{k}"), k)
+            for k, b in enumerate((0.3, 1.0, 3.0))
+        ]
+        train_group(jobs)
+    for k in range(3):
+        first = (tmp_path / "a" / str(k) / "metrics.json").read_bytes()
+        assert first == (tmp_path / "b" / str(k) / "metrics.json").read_bytes()
