@@ -142,6 +142,15 @@ class Run:
     trainer: Any
 
 
+def quiet_lightning() -> None:
+    """Lightning sets its loggers to INFO when first imported (after Hydra configured
+    logging); its start-up notices (accelerators present, tips) would bury the results."""
+    import lightning  # noqa: F401  (imported first: its import sets the levels)
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def build_parts(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """The datamodule, objective and network of a run; a constructor's refusal as ConfigError.
 
@@ -171,11 +180,7 @@ def build_run(cfg: DictConfig) -> Run:
 
     from oodmix.models import OODClassifier
 
-    # Lightning sets its loggers to INFO when first imported (here, after Hydra configured
-    # logging); its start-up notices (accelerators present, tips) would bury the result table.
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
+    quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule, loss, net = build_parts(cfg)

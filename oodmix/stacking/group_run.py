@@ -81,7 +81,9 @@ class StackedGroup:
         import lightning as L
 
         from oodmix.config.validation import validate
-        from oodmix.train import build_parts
+        from oodmix.train import build_parts, quiet_lightning
+
+        quiet_lightning()
 
         self.parts: dict[int, tuple[Any, Any, Any]] = {}
         for k, cfg in enumerate(self.jobs):
