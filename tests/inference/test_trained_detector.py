@@ -77,7 +77,8 @@ def test_decisions_on_the_runs_test_points_equal_those_it_recorded(request, run_
     metrics, config = run.metrics, run.config
     with np.load(run.dir / "scores.npz") as stored:
         saved = {name: stored[name] for name in stored.files}
-    assert set(saved) == {"val_score", "val_is_id", "test_score", "test_is_id"}
+    sets = ("val", "test", "test_near", "test_far")
+    assert set(saved) == {f"{name}_{kind}" for name in sets for kind in ("score", "is_id")}
     n_test = config["data"]["n_test"]
     assert saved["test_score"].shape == (n_test,) and saved["test_score"].dtype == np.float32
     assert saved["test_is_id"].shape == (n_test,) and saved["test_is_id"].dtype == np.bool_
