@@ -1,0 +1,729 @@
+"""Stacked sweeps (`hydra/launcher=stacked`) against one job after another (`hydra/launcher=basic`).
+
+    .venv/bin/python benchmarks/stacked.py                    # about 25 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/stacked.py --skip-sweeps      # part 2 only: about 6 minutes
+    .venv/bin/python benchmarks/stacked.py --skip-sweeps --members 1,4 --epochs 5   # seconds
+
+Measures, and prints as tables:
+  1. Whole-command wall time of two sweeps under each launcher, every command a subprocess
+     (`oodmix-train ...`, as a user types it), the launchers alternated (basic, stacked, basic,
+     stacked, ... `--repeats` times each); medians and the ratio basic / stacked (targets: grid
+     >= 5x, paper >= 2x), each command's peak resident memory (its own VmHWM), and the largest
+     difference between the two launchers' metrics.json values over every job (they should
+     agree within 1e-6):
+       grid:  oodmix-train -m loss=ce_kl_mixup beta=0.1,0.3,1,3 mixup.alpha=0.2,0.5,1,2
+              seed=0,1,2 plots=false hydra/launcher=<L>        (48 jobs, one group of 48)
+       paper: oodmix-train experiment=paper hydra/launcher=<L>  (15 jobs, 3 groups of 5)
+  2. Time per member of one group of K = 1, 4, 16, 48, 192 jobs (`--members`), trained in a
+     process of its own (so that its peak resident memory is the group's alone) through
+     oodmix.stacking.group_run.train_group, the call the launcher makes: K configs composed
+     with Hydra's compose API (seeds 0..K-1, the default data and model, loss=ce_kl_mixup,
+     `--epochs` epochs, plots=false, logger=none), each with its own folder. The call is split
+     into setup (resolving configs, building each member's data, objective and network), the
+     group's fit (Trainer.fit), and what follows it (per member: checkpoints, evaluation,
+     metrics.json: StackedGroup._finish); seconds per member, ms per member-epoch of the fit,
+     and the ratio of time per member at K=192 to K=48 (target <= 1.2). train_group runs a
+     group of one as a solo run; K=1 is also timed forced through StackedGroup. Each process
+     first trains a small group for one epoch (not timed), so that first-call costs (lazy
+     imports, allocator warm-up) belong to no K.
+  3. With a GPU (torch.cuda.is_available()): the same with trainer=gpu for K = 1, 10, 100,
+     1000 (`--gpu-members`), and the ratio of a 1,000-member group's time to a solo run's
+     (target <= 3). Without one, the output and the JSON say so.
+The 1-minute load average at the start and end of each measurement goes into the JSON and the
+tables; a warning is printed when it exceeds 1.5 at a start (a shared machine: numbers taken
+under load are not the quiet figure).
+
+`--skip-sweeps` / `--skip-members` leave a part out; the parts already in <out>/stacked.json
+are then kept, so a part can be rerun alone.
+
+Writes <out>/stacked.json, <out>/stacked.png and <out>/table.md (default
+outputs/benchmarks/stacked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_OUT = Path("outputs/benchmarks/stacked")
+DEFAULT_MEMBERS = (1, 4, 16, 48, 192)
+DEFAULT_GPU_MEMBERS = (1, 10, 100, 1000)
+#: A 1-minute load average above this at the start of a measurement earns a warning.
+LOAD_WARNING = 1.5
+#: The largest |difference| between the launchers' metrics.json values that counts as equal.
+METRIC_TOLERANCE = 1e-6
+
+#: The two sweeps of part 1: name -> (oodmix-train arguments without launcher and folder,
+#: number of jobs, target of basic / stacked).
+SWEEPS: dict[str, tuple[tuple[str, ...], int, float]] = {
+    "grid": (
+        (
+            "-m",
+            "loss=ce_kl_mixup",
+            "beta=0.1,0.3,1,3",
+            "mixup.alpha=0.2,0.5,1,2",
+            "seed=0,1,2",
+            "plots=false",
+        ),
+        48,
+        5.0,
+    ),
+    "paper": (("experiment=paper",), 15, 2.0),
+}
+#: Time per member at the larger K over the smaller (CPU), and its target.
+MEMBER_RATIO = (192, 48, 1.2)
+#: A 1,000-member group's time over a solo run's on the GPU, and its target.
+GPU_RATIO = (1000, 1, 3.0)
+
+
+def progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, or None when either is missing or the denominator is 0."""
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def parse_members(text: str) -> list[int]:
+    """'1,4,16' -> [1, 4, 16] (sorted, without repeats); every K must be >= 1."""
+    values = sorted({int(part) for part in text.split(",") if part.strip()})
+    if not values or values[0] < 1:
+        raise ValueError(f"{text!r}: give group sizes >= 1, separated by commas")
+    return values
+
+
+def load_sample() -> list[float]:
+    """The 1-, 5- and 15-minute load averages."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def load_warning(what: str, load: Sequence[float]) -> str | None:
+    """A warning line when the 1-minute load at the start of `what` exceeds LOAD_WARNING."""
+    if load[0] <= LOAD_WARNING:
+        return None
+    return (
+        f"warning: 1-minute load {load[0]:.2f} > {LOAD_WARNING} at the start of {what}: the "
+        "machine is busy, these times are not the quiet figure"
+    )
+
+
+def metric_difference(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, str | None]:
+    """The largest |a[key] - b[key]| over two metrics.json, and its key (None: all equal).
+
+    A key in one only, a non-numeric value that differs (the loss's name) or a NaN on one side
+    only counts as an infinite difference; NaN on both sides as none.
+    """
+
+    def gap(x: Any, y: Any) -> float:
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y))
+        if not numbers:
+            return 0.0 if x == y else math.inf
+        if math.isnan(x) or math.isnan(y):
+            return 0.0 if math.isnan(x) and math.isnan(y) else math.inf
+        return abs(x - y)
+
+    gaps = {key: gap(a.get(key), b.get(key)) for key in sorted(set(a) | set(b))}
+    key = max(gaps, key=gaps.__getitem__, default=None)
+    if key is None or gaps[key] == 0:
+        return 0.0, None
+    return gaps[key], key
+
+
+def compare_sweeps(basic: Path, stacked: Path) -> dict[str, Any]:
+    """Job by job, the metrics.json of two sweep folders: the largest difference, where it is,
+    and the jobs whose folder lacks metrics.json in either (a failed or missing job)."""
+    jobs = sorted(
+        {p.name for sweep in (basic, stacked) for p in sweep.iterdir() if p.name.isdigit()},
+        key=int,
+    )
+    worst: dict[str, Any] = {"max_difference": 0.0, "job": None, "key": None}
+    missing = []
+    for job in jobs:
+        files = [sweep / job / "metrics.json" for sweep in (basic, stacked)]
+        if not all(f.is_file() for f in files):
+            missing.append(job)
+            continue
+        gap, key = metric_difference(*(json.loads(f.read_text()) for f in files))
+        if gap > worst["max_difference"]:
+            worst = {"max_difference": gap, "job": job, "key": key}
+    return {**worst, "jobs_compared": len(jobs) - len(missing), "jobs_without_metrics": missing}
+
+
+def summarise_sweep(name: str, runs: list[dict[str, Any]], jobs: int, target: float):
+    """Medians per launcher, their ratio against the target, peaks and the worst difference."""
+    by = {
+        launcher: [r for r in runs if r["launcher"] == launcher]
+        for launcher in ("basic", "stacked")
+    }
+    basic = statistics.median(r["wall_s"] for r in by["basic"])
+    stacked = statistics.median(r["wall_s"] for r in by["stacked"])
+    differences = [
+        r["max_difference"] for r in by["stacked"] if r.get("max_difference") is not None
+    ]
+    # A job with metrics.json under one launcher only (failed under the other) disagrees too.
+    without = sorted({j for r in by["stacked"] for j in r.get("jobs_without_metrics", [])}, key=int)
+    groups = {r["groups"] for r in by["stacked"] if r.get("groups") is not None}
+    peak = {
+        launcher: max((r["peak_rss_mb"] or 0) for r in rows) or None
+        for launcher, rows in by.items()
+    }
+    return {
+        "sweep": name,
+        "jobs": jobs,
+        "groups_stacked": min(groups) if groups else None,
+        "basic_s": basic,
+        "stacked_s": stacked,
+        "ratio": ratio(basic, stacked),
+        "target": target,
+        "meets_target": (ratio(basic, stacked) or 0) >= target,
+        "basic_peak_rss_mb": peak["basic"],
+        "stacked_peak_rss_mb": peak["stacked"],
+        "max_metric_difference": max(differences) if differences else None,
+        "jobs_without_metrics": without,
+        "metrics_agree": bool(differences) and max(differences) <= METRIC_TOLERANCE and not without,
+        "runs": runs,
+    }
+
+
+def member_row(result: dict[str, Any]) -> dict[str, Any]:
+    """A group's timing (from a --one-group process) with what is derived from it."""
+    k, epochs = result["k"], result["epochs"]
+    return {
+        **result,
+        "s_per_member": result["total_s"] / k,
+        "fit_ms_per_member_epoch": result["fit_s"] / (k * epochs) * 1000,
+        "finish_s_per_member": result["finish_s"] / k,
+    }
+
+
+def member_ratio(rows: list[dict[str, Any]], large: int, small: int, key: str = "s_per_member"):
+    """rows[K=large][key] / rows[K=small][key], stacked path (train_group's for K > 1)."""
+    pick = {r["k"]: r for r in rows if r["path"] == "stacked"}
+    if large not in pick or small not in pick:
+        return None
+    return ratio(pick[large][key], pick[small][key])
+
+
+def summarise_members(rows: list[dict[str, Any]], device: str, epochs: int) -> dict[str, Any]:
+    """Part 2 (CPU) or 3 (GPU): the rows and the ratio its target is about."""
+    if device == "cpu":
+        large, small, target = MEMBER_RATIO
+        value = member_ratio(rows, large, small)
+        what = f"time per member at K={large} / K={small}"
+    else:
+        large, small, target = GPU_RATIO
+        solo = next((r for r in rows if r["k"] == small and r["path"] == "solo"), None)
+        group = next((r for r in rows if r["k"] == large and r["path"] == "stacked"), None)
+        value = ratio(group and group["total_s"], solo and solo["total_s"])
+        what = f"time of a {large:,}-member group / a solo run"
+    return {
+        "device": device,
+        "epochs": epochs,
+        "rows": rows,
+        "ratio": {"what": what, "value": value, "target": target, "large": large, "small": small},
+    }
+
+
+def _load(pair: Sequence[Sequence[float]]) -> str:
+    return f"{pair[0][0]:.2f} / {pair[1][0]:.2f}"
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_sweeps(sweeps: list[dict[str, Any]], repeats: int) -> str:
+    lines = [
+        "| sweep | jobs | groups (stacked) | basic (s) | stacked (s) | basic / stacked "
+        "| target | peak RSS basic / stacked (MB) | max metric difference |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in sweeps:
+        verdict = "met" if s["meets_target"] else "missed"
+        difference = s["max_metric_difference"]
+        lines.append(
+            f"| {s['sweep']} | {s['jobs']} | {s['groups_stacked'] or '-'} | {s['basic_s']:.1f} "
+            f"| {s['stacked_s']:.1f} | {_num(s['ratio'])}x | >= {s['target']:g}x ({verdict}) "
+            f"| {_mb(s['basic_peak_rss_mb'])} / {_mb(s['stacked_peak_rss_mb'])} "
+            f"| {'-' if difference is None else format(difference, '.1e')} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Whole commands (subprocesses), medians of {repeats} alternated runs per launcher; "
+        f"metrics.json of every job compared (tolerance {METRIC_TOLERANCE:g})."
+    )
+    for s in sweeps:
+        if s.get("jobs_without_metrics"):
+            jobs = ", ".join(s["jobs_without_metrics"])
+            lines.append(f"{s['sweep']}: jobs with metrics.json under one launcher only: {jobs}.")
+    loads = "; ".join(
+        f"{s['sweep']} {r['launcher']} #{r['repeat']} {_load((r['load_before'], r['load_after']))}"
+        for s in sweeps
+        for r in s["runs"]
+    )
+    lines.append(f"1-minute load (start / end): {loads}.")
+    return "\n".join(lines)
+
+
+def format_members(part: dict[str, Any]) -> str:
+    lines = [
+        "| K | path | total (s) | setup (s) | fit (s) | after fit (s) | s per member "
+        "| fit ms per member-epoch | peak RSS (MB) | load (start / end) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in part["rows"]:
+        lines.append(
+            f"| {r['k']:,} | {r['path']} | {r['total_s']:.2f} | {r['setup_s']:.2f} "
+            f"| {r['fit_s']:.2f} | {r['finish_s']:.2f} | {r['s_per_member']:.3f} "
+            f"| {r['fit_ms_per_member_epoch']:.2f} | {_mb(r['peak_rss_mb'])} "
+            f"| {_load((r['load_before'], r['load_after']))} |"
+        )
+    q = part["ratio"]
+    if q["value"] is None:
+        verdict = f" (needs K={q['large']} and K={q['small']})"
+    else:
+        verdict = " (met)" if q["value"] <= q["target"] else " (missed)"
+    lines += [
+        "",
+        f"{part['device']}, ce_kl_mixup, {part['epochs']} epochs; one group per process; "
+        "solo: train_group's group of one (a solo run), stacked: StackedGroup.",
+        f"{q['what']}: {_num(q['value'])} (target <= {q['target']:g}){verdict}",
+    ]
+    return "\n".join(lines)
+
+
+def format_report(results: dict[str, Any]) -> str:
+    """Every part present in `results` as markdown tables, each after its load warnings."""
+    warnings = [*results.get("warnings", [])]
+    for part in ("sweeps", "members", "gpu"):
+        warnings += (results.get(part) or {}).get("warnings") or []
+    sections = ["\n".join(warnings)] if warnings else []
+    if results.get("sweeps"):
+        sections.append(format_sweeps(results["sweeps"]["rows"], results["sweeps"]["repeats"]))
+    if results.get("members"):
+        sections.append(format_members(results["members"]))
+    gpu = results.get("gpu")
+    if gpu and gpu.get("rows"):
+        sections.append(format_members(gpu))
+    elif gpu:
+        sections.append(f"GPU: not measured ({gpu['note']}).")
+    return "\n\n".join(sections)
+
+
+def plot(results: dict[str, Any]):
+    """Time per member against K (log axes) and the sweeps' wall times, as a Figure."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4))
+    left, right = figure.subplots(1, 2)
+    for part, marker in (("members", "o"), ("gpu", "s")):
+        rows = (results.get(part) or {}).get("rows") or []
+        if not rows:
+            continue
+        device = results[part]["device"]
+        for path, style in (("stacked", "-"), ("solo", "")):
+            points = [r for r in rows if r["path"] == path]
+            if points:
+                left.loglog(
+                    [r["k"] for r in points],
+                    [r["s_per_member"] for r in points],
+                    marker + style,
+                    label=f"{device} {path}",
+                )
+    left.set_xlabel("members in the group (K)")
+    left.set_ylabel("seconds per member (whole train_group call)")
+    if left.get_legend_handles_labels()[0]:
+        left.legend(fontsize=8)
+    sweeps = (results.get("sweeps") or {}).get("rows") or []
+    for i, s in enumerate(sweeps):
+        right.bar(i - 0.2, s["basic_s"], 0.4, color="tab:grey", label="basic" if i == 0 else None)
+        right.bar(
+            i + 0.2, s["stacked_s"], 0.4, color="tab:blue", label="stacked" if i == 0 else None
+        )
+        right.annotate(f"{s['ratio']:.1f}x", (i + 0.2, s["stacked_s"]), ha="center", va="bottom")
+    right.set_xticks(range(len(sweeps)))
+    right.set_xticklabels([f"{s['sweep']}\n{s['jobs']} jobs" for s in sweeps])
+    right.set_ylabel("whole command (s, median)")
+    if sweeps:
+        right.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+# --------------------------------------------------------------------------- part 1: sweeps
+
+# Runs `python -m oodmix ...` (what `oodmix-train ...` runs) and, at exit, writes the process's
+# own peak resident memory (VmHWM). A child's rusage is no good here: Linux carries the
+# parent's peak across fork and exec, so every child would report at least this benchmark's.
+PEAK_MEMORY_WRAPPER = """
+import atexit, os, runpy, sys
+def report():
+    with open("/proc/self/status") as status:
+        kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    with open(os.environ["OODMIX_PEAK_RSS_FILE"], "w") as out:
+        out.write(str(kb))
+atexit.register(report)
+sys.argv[0] = "oodmix-train"
+runpy.run_module("oodmix", run_name="__main__", alter_sys=True)
+"""
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory in MB (None without /proc)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        return None
+
+
+def run_sweep(args: Sequence[str], workdir: Path) -> dict[str, Any]:
+    """Wall time, peak RSS (MB) and number of groups (stacked) of one `oodmix-train` command."""
+    peak_file = workdir / "peak_rss_kb"
+    peak_file.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OODMIX_PEAK_RSS_FILE": str(peak_file)}
+    load_before = load_sample()
+    start = time.perf_counter()
+    process = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY_WRAPPER, *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - start
+    if process.returncode != 0:
+        raise RuntimeError(f"oodmix-train {' '.join(args)} failed:\n{process.stderr[-4000:]}")
+    groups = re.search(r"\d+ jobs in (\d+) groups?", process.stdout + process.stderr)
+    return {
+        "wall_s": wall,
+        "peak_rss_mb": int(peak_file.read_text()) / 1024 if peak_file.exists() else None,
+        "groups": int(groups.group(1)) if groups else None,
+        "load_before": load_before,
+        "load_after": load_sample(),
+    }
+
+
+def measure_sweeps(repeats: int, workdir: Path) -> dict[str, Any]:
+    """Part 1: each sweep under basic and stacked, alternated, compared job by job."""
+    rows, warnings = [], []
+    for name, (arguments, jobs, target) in SWEEPS.items():
+        runs = []
+        for repeat in range(repeats):
+            for launcher in ("basic", "stacked"):
+                sweep = workdir / f"{name}-{launcher}-{repeat}"
+                args = [*arguments, f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}"]
+                run = run_sweep(args, workdir)
+                line = load_warning(f"{name} {launcher} #{repeat}", run["load_before"])
+                if line:
+                    progress(line)
+                    warnings.append(line)
+                run.update(launcher=launcher, repeat=repeat, command=["oodmix-train", *args])
+                if launcher == "basic":
+                    basic = sweep
+                else:  # against this repeat's basic sweep
+                    run.update(compare_sweeps(basic, sweep))
+                runs.append(run)
+                progress(
+                    f"{name:<5} {launcher:<7} #{repeat}  {run['wall_s']:7.1f} s  peak "
+                    f"{_mb(run['peak_rss_mb'])} MB  load {_load((run['load_before'], run['load_after']))}"  # noqa: E501
+                    + (
+                        f"  max |metric difference| {run['max_difference']:.1e}"
+                        if launcher == "stacked"
+                        else ""
+                    )
+                )
+        rows.append(summarise_sweep(name, runs, jobs, target))
+    return {"repeats": repeats, "rows": rows, "warnings": warnings}
+
+
+# --------------------------------------------------------------------------- part 2: members
+
+
+def member_configs(k: int, epochs: int, device: str, root: Path, first_seed: int = 0) -> list:
+    """K jobs of one group as the launcher hands them to train_group: composed with Hydra's
+    compose API (as tests/conftest.py does), job i with seed first_seed + i, its own folder
+    root/<i>, numbered i, in a multirun."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import open_dict, read_write
+
+    from oodmix.config.paths import config_dir
+
+    overrides = [
+        "loss=ce_kl_mixup",
+        f"trainer.max_epochs={epochs}",
+        f"trainer={'gpu' if device == 'cuda' else 'cpu'}",
+        "plots=false",
+        "logger=none",
+    ]
+    configs = []
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        for i in range(k):
+            cfg = compose(
+                "train", overrides=[*overrides, f"seed={first_seed + i}"], return_hydra_config=True
+            )
+            with read_write(cfg.hydra), open_dict(cfg.hydra):
+                cfg.hydra.mode = RunMode.MULTIRUN
+                cfg.hydra.job.num = i
+                cfg.hydra.runtime.output_dir = str(root / str(i))
+            configs.append(cfg)
+    GlobalHydra.instance().clear()
+    return configs
+
+
+class GroupClock:
+    """Times the pieces of one train_group call: the fit (Trainer.fit, both paths) and each
+    member's StackedGroup._finish, by wrapping them for the duration of the `with` block."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.fits: list[tuple[float, float]] = []
+        self.finishes: list[float] = []
+
+    def _sync(self) -> None:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+
+    def __enter__(self) -> GroupClock:
+        from lightning.pytorch import Trainer
+
+        from oodmix.stacking.group_run import StackedGroup
+
+        self._originals = (Trainer.fit, StackedGroup._finish)
+        fit, finish = self._originals
+        clock = self
+
+        def timed_fit(trainer, *args, **kwargs):
+            clock._sync()
+            start = time.perf_counter()
+            try:
+                return fit(trainer, *args, **kwargs)
+            finally:
+                clock._sync()
+                clock.fits.append((start, time.perf_counter()))
+
+        def timed_finish(group, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return finish(group, *args, **kwargs)
+            finally:
+                clock._sync()
+                clock.finishes.append(time.perf_counter() - start)
+
+        Trainer.fit, StackedGroup._finish = timed_fit, timed_finish
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from lightning.pytorch import Trainer
+
+        from oodmix.stacking.group_run import StackedGroup
+
+        Trainer.fit, StackedGroup._finish = self._originals
+
+
+def run_group(configs: list, path: str) -> list[float | None]:
+    """The group as the launcher runs it (`solo` or `stacked`: train_group, which takes a group
+    of one as a solo run), or forced through StackedGroup (`forced`)."""
+    from oodmix.stacking.group_run import StackedGroup, train_group
+
+    values = StackedGroup(configs).run() if path == "forced" else train_group(configs)
+    failed = [i for i, v in enumerate(values) if v is None]
+    if failed:
+        record = Path(str(configs[failed[0]].hydra.runtime.output_dir)) / "failure.json"
+        detail = record.read_text() if record.is_file() else "(no failure.json)"
+        raise RuntimeError(f"members {failed} of a group of {len(configs)} failed: {detail}")
+    return values
+
+
+def one_group(k: int, epochs: int, device: str, forced: bool) -> dict[str, Any]:
+    """Time one group of K members in this process (what `--one-group K` runs)."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric"):  # start-up notices, per Trainer
+        logging.getLogger(name).setLevel(logging.ERROR)
+    path = "forced" if forced else ("solo" if k == 1 else "stacked")
+    with tempfile.TemporaryDirectory(prefix="oodmix-stacked-") as tmp:
+        root = Path(tmp)
+        # Warm-up, not timed: the same path on a group of up to 2 for one epoch.
+        run_group(member_configs(min(k, 2), 1, device, root / "warm", 10_000), path)
+        configs = member_configs(k, epochs, device, root / "group")
+        load_before = load_sample()
+        with GroupClock(device) as clock:
+            start = time.perf_counter()
+            run_group(configs, path)
+            end = time.perf_counter()
+        load_after = load_sample()
+    (fit_start, fit_end), *others = clock.fits
+    assert not others, "one fit per group"
+    return {
+        "k": k,
+        "epochs": epochs,
+        "device": device,
+        "path": "stacked" if path == "forced" else path,
+        "forced": forced,
+        "total_s": end - start,
+        "setup_s": fit_start - start,
+        "fit_s": fit_end - fit_start,
+        "finish_s": end - fit_end,
+        "finish_member_median_s": statistics.median(clock.finishes) if clock.finishes else None,
+        "peak_rss_mb": peak_rss_mb(),
+        "load_before": load_before,
+        "load_after": load_after,
+    }
+
+
+def group_process(k: int, epochs: int, device: str, forced: bool, workdir: Path):
+    """`--one-group K` in a child process: its result, peak resident memory its own."""
+    result_file = workdir / f"group-{device}-{k}-{int(forced)}.json"
+    command = [sys.executable, str(Path(__file__).resolve()), "--one-group", str(k)]
+    command += ["--epochs", str(epochs), "--device", device, "--result", str(result_file)]
+    process = subprocess.run(
+        [*command, *(["--forced"] if forced else [])],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+    )
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{process.stderr[-4000:]}")
+    return member_row(json.loads(result_file.read_text()))
+
+
+def measure_members(ks: Sequence[int], epochs: int, device: str, workdir: Path) -> dict[str, Any]:
+    """Part 2 (device cpu) or 3 (cuda): one process per group size; K=1 both ways."""
+    rows, warnings = [], []
+    cases = [(k, False) for k in ks]
+    if 1 in ks:
+        cases.insert(1, (1, True))
+    for k, forced in cases:
+        row = group_process(k, epochs, device, forced, workdir)
+        line = load_warning(f"the {device} group of {k}", row["load_before"])
+        if line:
+            progress(line)
+            warnings.append(line)
+        rows.append(row)
+        progress(
+            f"{device} K={k:<5,} {row['path']:<7} total {row['total_s']:7.2f} s  fit "
+            f"{row['fit_s']:7.2f} s  after {row['finish_s']:6.2f} s  {row['s_per_member']:.3f} "
+            f"s/member  peak {_mb(row['peak_rss_mb'])} MB  "
+            f"load {_load((row['load_before'], row['load_after']))}"
+        )
+    return {**summarise_members(rows, device, epochs), "warnings": warnings}
+
+
+# --------------------------------------------------------------------------- command
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--repeats", type=int, default=2, help="runs of each sweep per launcher")
+    p.add_argument("--members", default=",".join(map(str, DEFAULT_MEMBERS)), help="K, CPU")
+    p.add_argument("--gpu-members", default=",".join(map(str, DEFAULT_GPU_MEMBERS)), help="K, GPU")
+    p.add_argument("--epochs", type=int, default=50, help="epochs of each group (part 2, 3)")
+    p.add_argument("--skip-sweeps", action="store_true", help="leave part 1 out")
+    p.add_argument("--skip-members", action="store_true", help="leave parts 2 and 3 out")
+    # The child process of part 2/3: one group, its result written to --result.
+    p.add_argument("--one-group", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--forced", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help=argparse.SUPPRESS)
+    p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.repeats < 1 or args.epochs < 1:
+        p.error("--repeats and --epochs must be >= 1")
+    try:
+        members, gpu_members = parse_members(args.members), parse_members(args.gpu_members)
+    except ValueError as error:
+        p.error(f"--members / --gpu-members: {error}")
+
+    from oodmix.files import save_figure_atomic, write_json_atomic, write_text_atomic
+
+    if args.one_group is not None:  # the child of group_process
+        result = one_group(args.one_group, args.epochs, args.device, args.forced)
+        write_json_atomic(args.result, result)
+        return result
+
+    import torch
+
+    # Parts left out keep what an earlier run wrote.
+    previous_file = args.out / "stacked.json"
+    previous = json.loads(previous_file.read_text()) if previous_file.is_file() else {}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "sweeps": previous.get("sweeps"),
+        "members": previous.get("members"),
+        "gpu": previous.get("gpu"),
+    }
+    results["load_average_start"] = start_load = load_sample()
+    line = load_warning("the benchmark", start_load)
+    results["warnings"] = [line] if line else []
+    if line:
+        progress(line)
+    with tempfile.TemporaryDirectory(prefix="oodmix-stacked-bench-") as tmp:
+        workdir = Path(tmp)
+        if not args.skip_sweeps:
+            results["sweeps"] = measure_sweeps(args.repeats, workdir)
+        if not args.skip_members:
+            results["members"] = measure_members(members, args.epochs, "cpu", workdir)
+            if torch.cuda.is_available():
+                results["gpu"] = measure_members(gpu_members, args.epochs, "cuda", workdir)
+            else:
+                note = "no GPU: torch.cuda.is_available() is False"
+                progress(f"GPU part skipped ({note})")
+                results["gpu"] = {"device": "cuda", "rows": None, "note": note}
+    results["load_average_end"] = load_sample()
+    table = format_report(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out / "stacked.json", results)
+    write_text_atomic(args.out / "table.md", table + "\n")
+    save_figure_atomic(plot(results), args.out / "stacked.png")
+    print(table)
+    print(f"\nwritten to {args.out}/stacked.json, stacked.png, table.md")
+    return results
+
+
+if __name__ == "__main__":
+    main()
