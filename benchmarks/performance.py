@@ -1,6 +1,7 @@
 """oodmix's training speed against a plain-PyTorch loop, and what a user waits for.
 
-    .venv/bin/python benchmarks/performance.py            # about 6 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/performance.py            # about 7 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/performance.py --only validation   # half a minute
 
 Measures, and prints as a table:
   1. Training time of oodmix (its LightningModule, datamodule and Trainer, built from the
@@ -15,6 +16,14 @@ Measures, and prints as a table:
      copied per epoch) and the data's address across epochs (the same tensors every epoch).
   3. Whole-process time and peak resident memory of a default `oodmix-train`, time per job of
      a 15-job multirun, and the peak resident memory of a run on 4 million points.
+  4. What validating every epoch costs: fits of the default data and objective (ce_kl_mixup,
+     50 epochs) as `oodmix-train` runs them (per-epoch validation, checkpoints, CSV logger,
+     every default callback) alternated with the same fits training only (as in 1.); the cost
+     is the median over repetitions of (fit with validation - fit without) / epochs, printed
+     in ms with the machine's load average (the target is 2 ms).
+
+`--only` runs some of these (training, epochs, process, validation); the results then replace
+those parts of an existing <out>/performance.json, whose other parts are kept.
 
 Writes <out>/performance.json, <out>/performance.png and <out>/table.md (default
 outputs/benchmarks/performance).
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import platform
 import statistics
@@ -39,7 +49,9 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from omegaconf import open_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_loop import OBJECTIVES, reference_fit
@@ -50,13 +62,33 @@ from oodmix.train import build_run
 
 SIZES = (4_000, 400_000, 4_000_000)
 TARGET_RATIO = 1.3
+PARTS = ("training", "epochs", "process", "validation")
+#: What per-epoch validation may add to an epoch of the default data, in milliseconds.
+TARGET_VALIDATION_MS = 2.0
+
+
+#: Training only: no validation, checkpoints, logger or callbacks.
+TRAINING_ONLY = (
+    "~callbacks",
+    "logger=none",
+    "test_ckpt=last",
+    "+trainer.limit_val_batches=0",
+    "+trainer.enable_checkpointing=false",
+)
 
 
 def run_config(
-    objective: str, n_points: int, steps: int, device: str, out: str, epochs: int | None = None
+    objective: str,
+    n_points: int,
+    steps: int,
+    device: str,
+    out: str,
+    epochs: int | None = None,
+    validation: bool = False,
 ):
     """The shipped config for `objective` on two_disks with n_points training points (half ID,
-    half OOD), training only: no validation, checkpoints, logger or callbacks."""
+    half OOD): training only, or with `validation` as `oodmix-train` runs it (per-epoch
+    validation, checkpoints, the CSV logger, every default callback)."""
     per_disk = n_points // 4
     length = (
         [f"trainer.max_epochs={epochs}"]
@@ -69,18 +101,20 @@ def run_config(
         f"data.disks.0.n_train={per_disk}",
         f"data.disks.1.n_train={per_disk}",
         f"data.n_ood_train={n_points // 2}",
-        "~callbacks",
-        "logger=none",
+        *([] if validation else TRAINING_ONLY),
         "progress=none",  # no bar in the timed fits, also when run from a terminal
-        "test_ckpt=last",
-        "+trainer.limit_val_batches=0",
-        "+trainer.enable_checkpointing=false",
         f"output_dir={out}",
         *length,
     ]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=overrides)
+        cfg = compose("train", overrides=overrides, return_hydra_config=validation)
+    if validation:  # the callbacks' configs read Hydra's (the loss's name in a figure title)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = out
+            cfg.hydra.job.num = 0
+        HydraConfig.instance().set_config(cfg)
+    return cfg
 
 
 def synchronize(device: str) -> None:
@@ -228,6 +262,72 @@ def epoch_times(n_points: int, epochs: int, device: str, out: str) -> dict[str, 
     }
 
 
+def fit_ms_per_epoch(cfg: Any, splits: Any, device: str) -> float:
+    """Milliseconds per epoch of one fit of a freshly built run (whole fit / epochs)."""
+    run = build_run(cfg)
+    run.datamodule.splits = splits  # the data, generated once and on the device
+    synchronize(device)
+    start = time.perf_counter()
+    run.trainer.fit(run.module, datamodule=run.datamodule)
+    synchronize(device)
+    return (time.perf_counter() - start) / cfg.trainer.max_epochs * 1000
+
+
+def validation_cost(epochs: int, repeats: int, device: str, out: str) -> dict[str, Any]:
+    """Per-epoch cost of validating every epoch: fits of the default data and objective as
+    `oodmix-train` runs them, alternated with fits that only train, after a warm-up of each.
+
+    cost = median over repetitions of (ms per epoch with validation - ms per epoch without),
+    each difference taken between the two fits of one repetition (run back to back, so that a
+    change of the machine's load between repetitions cancels out). Every fit gets a fresh run
+    folder (its checkpoints and metrics.csv); the whole fit is timed, so a run's one-time costs
+    (the last checkpoints written when training ends) are spread over its epochs.
+    """
+    n_points = 4_000
+
+    def config(case: str) -> Any:
+        folder = tempfile.mkdtemp(prefix=f"{case}_", dir=out)  # a fresh run folder per fit
+        validation = case == "validation"
+        return run_config("ce_kl_mixup", n_points, 0, device, folder, epochs, validation)
+
+    splits = build_run(config("training")).datamodule.generate().to(torch.device(device))
+    times: dict[str, list[float]] = {"training": [], "validation": []}
+    load_before = os.getloadavg()
+    for repeat in range(-1, repeats):  # -1: the warm-up, not recorded
+        order = list(times) if repeat % 2 == 0 else list(reversed(times))
+        for case in order:
+            ms = fit_ms_per_epoch(config(case), splits, device)
+            if repeat >= 0:
+                times[case].append(ms)
+    differences = [v - t for v, t in zip(times["validation"], times["training"], strict=True)]
+    return {
+        "device": device,
+        "n_points": n_points,
+        "objective": "ce_kl_mixup",
+        "epochs": epochs,
+        "repeats": repeats,
+        "training_ms_per_epoch": statistics.median(times["training"]),
+        "validation_ms_per_epoch": statistics.median(times["validation"]),
+        "validation_cost_ms": statistics.median(differences),
+        "training_all_ms": times["training"],
+        "validation_all_ms": times["validation"],
+        "load_average_before": list(load_before),
+        "load_average_after": list(os.getloadavg()),
+        "target_ms": TARGET_VALIDATION_MS,
+    }
+
+
+def validation_line(v: dict[str, Any]) -> str:
+    load = f"{v['load_average_before'][0]:.2f} / {v['load_average_after'][0]:.2f}"
+    return (
+        f"{v['device']}: per-epoch validation costs {v['validation_cost_ms']:.2f} ms an epoch "
+        f"(target {v['target_ms']:g} ms): {v['validation_ms_per_epoch']:.2f} ms per epoch with "
+        f"validation, checkpoints and CSV log, {v['training_ms_per_epoch']:.2f} ms training "
+        f"only; medians of {v['repeats']} alternated repetitions of {v['epochs']} epochs; load "
+        f"average {load} (before / after)"
+    )
+
+
 # Runs `python -m oodmix` and, at exit, writes the process's own peak resident memory (VmHWM
 # of its address space). The rusage of a child is no good here: Linux carries the parent's
 # peak across fork and exec, so every child would report at least this benchmark's own peak.
@@ -310,33 +410,60 @@ def whole_process(repeats: int, workdir: str) -> dict[str, Any]:
 
 
 def format_table(results: dict[str, Any]) -> str:
-    lines = [
-        "| device | points | objective | oodmix (s) | plain PyTorch (s) | ratio |",
-        "|---|---:|---|---:|---:|---:|",
-    ]
-    for r in results["training"]:
-        lines.append(
-            f"| {r['device']} | {r['n_points']:,} | {r['objective']} | {r['oodmix_s']:.3f} "
-            f"| {r['reference_s']:.3f} | {r['ratio']:.2f} |"
-        )
-    steps, batch = results["training"][0]["steps"], results["training"][0]["batch_size"]
-    lines += [
-        "",
-        f"{steps} optimiser steps at batch {batch}; medians of {results['repeats']} "
-        "alternated repetitions.",
-        "",
-        "| device | points | steps per epoch | seconds per epoch | µs per point |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for e in results["epochs"]:
-        lines.append(
-            f"| {e['device']} | {e['n_points']:,} | {e['steps_per_epoch']:,} | "
-            f"{e['epoch_s']:.3f} | {e['us_per_point']:.3f} |"
-        )
+    """The tables of the parts present in `results`, in markdown."""
+    lines: list[str] = []
+    if results.get("training"):
+        lines += [
+            "| device | points | objective | oodmix (s) | plain PyTorch (s) | ratio |",
+            "|---|---:|---|---:|---:|---:|",
+        ]
+        for r in results["training"]:
+            lines.append(
+                f"| {r['device']} | {r['n_points']:,} | {r['objective']} | {r['oodmix_s']:.3f} "
+                f"| {r['reference_s']:.3f} | {r['ratio']:.2f} |"
+            )
+        steps, batch = results["training"][0]["steps"], results["training"][0]["batch_size"]
+        lines += [
+            "",
+            f"{steps} optimiser steps at batch {batch}; medians of {results['repeats']} "
+            "alternated repetitions.",
+            "",
+        ]
+    if results.get("epochs"):
+        lines += [
+            "| device | points | steps per epoch | seconds per epoch | µs per point |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for e in results["epochs"]:
+            lines.append(
+                f"| {e['device']} | {e['n_points']:,} | {e['steps_per_epoch']:,} | "
+                f"{e['epoch_s']:.3f} | {e['us_per_point']:.3f} |"
+            )
+        lines.append("")
+    if results.get("validation"):
+        lines += [
+            "| device | points | objective | epochs | training only (ms/epoch) "
+            "| with validation (ms/epoch) | validation cost (ms/epoch) |",
+            "|---|---:|---|---:|---:|---:|---:|",
+        ]
+        for v in results["validation"]:
+            lines.append(
+                f"| {v['device']} | {v['n_points']:,} | {v['objective']} | {v['epochs']} "
+                f"| {v['training_ms_per_epoch']:.2f} | {v['validation_ms_per_epoch']:.2f} "
+                f"| {v['validation_cost_ms']:.2f} |"
+            )
+        v = results["validation"][0]
+        lines += [
+            "",
+            "With validation: per-epoch validation, checkpoints and the CSV logger, as a default "
+            f"`oodmix-train` runs them; medians of {v['repeats']} alternated repetitions, the "
+            "cost the median of the paired differences; load average "
+            f"{v['load_average_before'][0]:.2f} before, {v['load_average_after'][0]:.2f} after.",
+            "",
+        ]
     process = results.get("process")
     if process:
         lines += [
-            "",
             "| whole process | value |",
             "|---|---:|",
             f"| default `oodmix-train` (wall, median) | {process['default_run_s']:.1f} s |",
@@ -346,7 +473,7 @@ def format_table(results: dict[str, Any]) -> str:
             f"| 15-job multirun, per job | {process['multirun_per_job_s']:.2f} s |",
             f"| 4M-point run (1 epoch) peak RSS | {process['run_4m_points_peak_rss_mb']:.0f} MB |",
         ]
-    return "\n".join(lines)
+    return "\n".join(lines).strip()
 
 
 def plot(results: dict[str, Any]):
@@ -392,6 +519,16 @@ def devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
+def machine() -> dict[str, Any]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
@@ -399,28 +536,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=800, help="optimiser steps per timed run")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-process", action="store_true", help="skip the whole-process runs")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=PARTS,
+        help="run only these parts; the others are kept from an existing <out>/performance.json",
+    )
+    parser.add_argument("--validation-epochs", type=int, default=50, help="epochs per fit")
+    parser.add_argument("--validation-repeats", type=int, default=11)
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/performance"))
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.repeats < 1 or min(args.sizes) < 4:
-        parser.error("--steps and --repeats must be >= 1 and every size >= 4")
+    counts = (args.steps, args.repeats, args.validation_epochs, args.validation_repeats)
+    if min(counts) < 1 or min(args.sizes) < 4:
+        parser.error(
+            "--steps, --repeats, --validation-epochs and --validation-repeats must be >= 1 and "
+            "every size >= 4"
+        )
+    parts = set(args.only or PARTS) - ({"process"} if args.no_process else set())
 
-    results: dict[str, Any] = {
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        },
-        "repeats": args.repeats,
-        "training": [],
-        "epochs": [],
-    }
+    results: dict[str, Any] = {"machine": machine()}
+    previous = args.out / "performance.json"
+    if args.only and previous.is_file():  # keep the parts not measured now
+        results = {**json.loads(previous.read_text()), **results}
     progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory() as workdir:
+        if "training" in parts:
+            results.update(training=[], repeats=args.repeats)
+        if "epochs" in parts:
+            results["epochs"] = []
         for device in devices():
-            for n_points in args.sizes:
-                for objective in args.objectives:
+            for n_points in args.sizes if parts & {"training", "epochs"} else ():
+                for objective in args.objectives if "training" in parts else ():
                     row = compare(objective, n_points, args.steps, args.repeats, device, workdir)
                     results["training"].append(row)
                     progress(
@@ -428,18 +574,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         f"  reference {row['reference_s']:.3f} s  ratio {row['ratio']:.2f}"
                         f"  max |weight difference| {row['max_weight_difference']:.1e}"
                     )
-                # Many short epochs at the smallest size, one at the largest.
-                epochs = max(1, min(40, 160_000 // n_points))
-                results["epochs"].append(epoch_times(n_points, epochs, device, workdir))
-        if not args.no_process:
+                if "epochs" in parts:
+                    # Many short epochs at the smallest size, one at the largest.
+                    epochs = max(1, min(40, 160_000 // n_points))
+                    results["epochs"].append(epoch_times(n_points, epochs, device, workdir))
+        if "validation" in parts:
+            results["validation"] = []
+            for device in devices():
+                cost = validation_cost(
+                    args.validation_epochs, args.validation_repeats, device, workdir
+                )
+                results["validation"].append({**cost, "machine": machine()})
+                progress(validation_line(cost))
+        if "process" in parts:
             results["process"] = whole_process(3, workdir)
     table = format_table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "performance.json", results)
     write_text_atomic(args.out / "table.md", table + "\n")
-    save_figure_atomic(plot(results), args.out / "performance.png")
+    written = ["performance.json", "table.md"]
+    if results.get("training") and results.get("epochs"):
+        save_figure_atomic(plot(results), args.out / "performance.png")
+        written.append("performance.png")
     print(table)
-    print(f"\nwritten to {args.out}/performance.json, performance.png, table.md")
+    for v in results.get("validation", []):
+        print(f"\n{validation_line(v)}")
+    print(f"\nwritten to {args.out}/: {', '.join(written)}")
     return results
 
 

@@ -5,15 +5,17 @@ epoch draws one permutation, every step slices a batch out of it, mixes it up, r
 pass and one optimiser step. No framework, no logging, no validation.
 
 It does the same work as `oodmix-train` in the same order with the same random draws (the
-per-(seed, epoch) shuffling generator of oodmix.data.loaders, then the global generator for
-mixup's lam and partners), so that the two end with the same weights: the benchmark checks this,
-which is how it knows the two did identical work.
+per-(seed, epoch) shuffling generator of oodmix.data.loaders, and mixup's lam and partners for
+the whole epoch from a numpy Generator seeded with (seed, epoch, 0), as oodmix.data.mixup draws
+them), so that the two end with the same weights: the benchmark checks this, which is how it
+knows the two did identical work.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,9 +23,28 @@ from torch import nn
 OBJECTIVES = ("ce", "ce_kl", "ce_kl_mixup")
 
 
-def _beta(n: int, alpha: float, device: torch.device) -> torch.distributions.Beta:
-    concentration = torch.full((n, 1), alpha, device=device)
-    return torch.distributions.Beta(concentration, concentration, validate_args=False)
+def _mixup_draws(
+    seed: int, epoch: int, sizes: list[int], alpha: float, device: torch.device
+) -> list[tuple[torch.Tensor, ...]]:
+    """Per step of an epoch (batch size b): lam (b, 1) and a permutation for the ID batch, then
+    the same for the OOD batch, in that order from the epoch's numpy stream; on `device`."""
+    rng = np.random.default_rng([seed, epoch, 0])
+    draws = []
+    for b in sizes:
+        lam_id, partner_id = rng.beta(alpha, alpha, size=b), rng.permutation(b)
+        lam_ood, partner_ood = rng.beta(alpha, alpha, size=b), rng.permutation(b)
+        draws.append(
+            tuple(
+                torch.from_numpy(v).to(device)
+                for v in (
+                    lam_id.astype(np.float32)[:, None],
+                    partner_id,
+                    lam_ood.astype(np.float32)[:, None],
+                    partner_ood,
+                )
+            )
+        )
+    return draws
 
 
 def reference_fit(
@@ -53,7 +74,7 @@ def reference_fit(
     n_id, n_ood = id_x.shape[0], ood_x.shape[0]
     steps_per_epoch = math.ceil(n_id / batch_size)
     uses_ood = objective != "ce"
-    lam_full = _beta(batch_size, alpha, device)
+    sizes = [min(batch_size, n_id - i * batch_size) for i in range(steps_per_epoch)]
     step = epoch = 0
     while step < steps:
         generator = torch.Generator(device=device)
@@ -64,6 +85,8 @@ def reference_fit(
             ood_order = torch.cat(
                 [torch.randperm(n_ood, generator=generator, device=device) for _ in range(repeats)]
             )
+        if objective == "ce_kl_mixup":
+            draws = _mixup_draws(seed, epoch, sizes, alpha, device)
         for i in range(steps_per_epoch):
             if step == steps:
                 break
@@ -75,13 +98,11 @@ def reference_fit(
                 x_ood = ood_x[ood_order[i * batch_size : i * batch_size + m]]
                 inputs.append(x_ood)
             if objective == "ce_kl_mixup":
-                lam_dist = lam_full if m == batch_size else _beta(m, alpha, device)
-                lam, partner = lam_dist.sample(), torch.randperm(m, device=device)
+                lam, partner, lam_ood, partner_ood = draws[i]
                 x_mix = torch.lerp(x[partner], x, lam)
                 one_hot = F.one_hot(y, num_classes).to(x.dtype)
                 y_mix = torch.lerp(one_hot[partner], one_hot, lam)
-                lam, partner = lam_dist.sample(), torch.randperm(m, device=device)
-                inputs += [x_mix, torch.lerp(x_ood[partner], x_ood, lam)]
+                inputs += [x_mix, torch.lerp(x_ood[partner_ood], x_ood, lam_ood)]
             logits = net(torch.cat(inputs)).split([t.shape[0] for t in inputs])
             loss = F.cross_entropy(logits[0], y)
             if uses_ood:

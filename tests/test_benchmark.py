@@ -52,3 +52,29 @@ def test_benchmark_rejects_bad_arguments(performance, capsys):
         performance.main(["--steps", "0"])
     assert exit_info.value.code == 2
     assert "--steps" in capsys.readouterr().err
+
+
+def test_validation_case_alone_keeps_the_other_parts(performance, tmp_path, capsys):
+    """`--only validation` measures fits with and without per-epoch validation, prints the cost
+    in ms with the load average, and replaces only that part of an existing performance.json."""
+    out = tmp_path / "bench"
+    performance.main(
+        ["--sizes", "400", "--steps", "8", "--repeats", "1", "--no-process", "--out", str(out)]
+    )
+    before = json.loads((out / "performance.json").read_text())
+    capsys.readouterr()
+    only = ["--only", "validation", "--validation-epochs", "2", "--validation-repeats", "2"]
+    performance.main([*only, "--out", str(out)])
+    results = json.loads((out / "performance.json").read_text())
+    assert results["training"] == before["training"] and results["epochs"] == before["epochs"]
+    (row,) = results["validation"]
+    assert row["epochs"] == 2 and row["repeats"] == 2 and row["n_points"] == 4000
+    assert len(row["training_all_ms"]) == len(row["validation_all_ms"]) == 2
+    differences = [v - t for v, t in zip(row["validation_all_ms"], row["training_all_ms"])]
+    assert row["validation_cost_ms"] == pytest.approx(sum(differences) / 2)  # median of two
+    assert len(row["load_average_before"]) == 3 and row["target_ms"] == 2.0
+    printed = capsys.readouterr().out
+    assert f"cpu: per-epoch validation costs {row['validation_cost_ms']:.2f} ms an epoch" in printed
+    table = (out / "table.md").read_text()
+    assert "| cpu | 400 | ce_kl_mixup |" in table  # the kept comparison
+    assert "| cpu | 4,000 | ce_kl_mixup | 2 |" in table  # the new case
