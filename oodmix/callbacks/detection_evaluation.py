@@ -154,9 +154,10 @@ class DetectionEvaluation(WithoutStepHooks, L.Callback):
         datamodule = trainer.datamodule
         num_classes = datamodule.num_classes
         self.test_names = list(getattr(datamodule, "test_set_names", ["test"]))
-        # One set of metric instances per evaluation set, moved to the module's device so that
+        # One set of metric instances per evaluation set of this stage (a torchmetrics Metric
+        # takes a fraction of a millisecond to build), moved to the module's device so that
         # their states accumulate where the scores are computed (no copy per batch).
-        for name in ["val", *self.test_names]:
+        for name in self.test_names if stage == "test" else ["val"]:
             self.metrics[name] = {
                 "finite": FiniteScores(),
                 "bank": ScoreBank(),

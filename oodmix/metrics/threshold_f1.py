@@ -53,7 +53,7 @@ def counts_at_thresholds(
     if deltas.numel() <= DIRECT_COMPARISONS:
         accepted = scores >= deltas.reshape(-1, 1)  # (m, n): predicted ID
         tp = (accepted & is_id).sum(dim=1)
-        fp = (accepted & ~is_id).sum(dim=1)
+        fp = accepted.sum(dim=1) - tp
     else:
         order = scores.argsort()  # ascending; NaN sorts last, as if above every threshold
         # id_below[j]: how many of the j lowest scores are ID (j = 0 .. n).
