@@ -31,21 +31,38 @@ def heatmap_figure(
     x_label: str,
     y_label: str,
     value_label: str,
+    center: float | None = None,
 ) -> Figure:
-    """One annotated heatmap per panel title; cells keyed by (x value, y value) as strings."""
+    """One annotated heatmap per panel title; cells keyed by (x value, y value) as strings.
+
+    The colour scale is shared by all panels. By default it runs from the smallest to the largest
+    value (viridis). With `center` (e.g. 0 for differences) it is a diverging scale (RdBu: red
+    below, blue above) symmetric about `center`: vmin = center - m, vmax = center + m with
+    m = max |value - center|, so the centre is the neutral middle colour and equal distances
+    above and below it get equally strong colours.
+    """
     figure = Figure(figsize=(4.6 * len(panels) + 1.0, 4.2), layout="constrained")
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     values = [v for cells in panels.values() for v in cells.values() if np.isfinite(v)]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    cmap = "viridis"
+    if center is not None:
+        # Every value equal to the centre (or none at all) would give an empty range.
+        span = max((abs(v - center) for v in values), default=0.0) or 1.0
+        low, high, cmap = center - span, center + span, "RdBu"
     image = None
     for ax, (title, cells) in zip(axes, panels.items()):
         xs = sorted({x for x, _ in cells}, key=_numeric_key)
         ys = sorted({y for _, y in cells}, key=_numeric_key)
         grid = np.array([[cells.get((x, y), np.nan) for x in xs] for y in ys])
-        image = ax.imshow(grid, origin="lower", cmap="viridis", vmin=low, vmax=high, aspect="auto")
+        image = ax.imshow(grid, origin="lower", cmap=cmap, vmin=low, vmax=high, aspect="auto")
         for i, j in np.ndindex(grid.shape):
             if np.isfinite(grid[i, j]):
-                bright = grid[i, j] > (low + high) / 2
+                if center is None:
+                    bright = grid[i, j] > (low + high) / 2
+                else:
+                    # A diverging map is light near its centre and dark at both ends.
+                    bright = abs(grid[i, j] - center) <= 0.6 * (high - center)
                 ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center",
                         color="black" if bright else "white", fontsize=9)  # fmt: skip
         ax.set_xticks(range(len(xs)), xs)
