@@ -19,8 +19,8 @@ Measures, and prints as a table:
   4. What validating every epoch costs: fits of the default data and objective (ce_kl_mixup,
      50 epochs) as `oodmix-train` runs them (per-epoch validation, checkpoints, CSV logger,
      every default callback) alternated with the same fits training only (as in 1.); the cost
-     is the median over repetitions of (fit with validation - fit without) / epochs, printed
-     in ms with the machine's load average (the target is 2 ms).
+     is the median over repetitions of the difference in ms per epoch, in the steady state
+     (the target is 2 ms) and over the whole fit, printed with the machine's load average.
 
 `--only` runs some of these (training, epochs, process, validation); the results then replace
 those parts of an existing <out>/performance.json, whose other parts are kept.
@@ -262,15 +262,35 @@ def epoch_times(n_points: int, epochs: int, device: str, out: str) -> dict[str, 
     }
 
 
-def fit_ms_per_epoch(cfg: Any, splits: Any, device: str) -> float:
-    """Milliseconds per epoch of one fit of a freshly built run (whole fit / epochs)."""
+class EpochStarts(L.Callback):
+    """The time each training epoch starts: from one start to the next lies a whole epoch,
+    its validation and the checkpoints written after it included."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        synchronize(module.device.type)
+        self.times.append(time.perf_counter())
+
+
+def fit_ms_per_epoch(cfg: Any, splits: Any, device: str) -> tuple[float, float]:
+    """One fit of a freshly built run: (ms per epoch in the steady state, ms per epoch of the
+    whole fit). The steady state is the median time from one epoch's start to the next,
+    leaving out the first epoch (which writes the first checkpoints) and the last (the last
+    checkpoints); the whole fit adds the run's one-time costs, spread over its epochs."""
     run = build_run(cfg)
     run.datamodule.splits = splits  # the data, generated once and on the device
+    starts = EpochStarts()
+    run.trainer.callbacks.insert(0, starts)
     synchronize(device)
     start = time.perf_counter()
     run.trainer.fit(run.module, datamodule=run.datamodule)
     synchronize(device)
-    return (time.perf_counter() - start) / cfg.trainer.max_epochs * 1000
+    whole = (time.perf_counter() - start) / cfg.trainer.max_epochs * 1000
+    gaps = [(b - a) * 1000 for a, b in zip(starts.times, starts.times[1:])]
+    steady = statistics.median(gaps[1:] or gaps) if gaps else whole
+    return steady, whole
 
 
 def validation_cost(epochs: int, repeats: int, device: str, out: str) -> dict[str, Any]:
@@ -279,9 +299,10 @@ def validation_cost(epochs: int, repeats: int, device: str, out: str) -> dict[st
 
     cost = median over repetitions of (ms per epoch with validation - ms per epoch without),
     each difference taken between the two fits of one repetition (run back to back, so that a
-    change of the machine's load between repetitions cancels out). Every fit gets a fresh run
-    folder (its checkpoints and metrics.csv); the whole fit is timed, so a run's one-time costs
-    (the last checkpoints written when training ends) are spread over its epochs.
+    change of the machine's load between repetitions cancels out): in the steady state (what
+    each further epoch costs), and over the whole fit (with the run's one-time costs: building
+    the metrics, writing hparams.yaml, the first and the last checkpoints). Every fit gets a
+    fresh run folder (its checkpoints and metrics.csv).
     """
     n_points = 4_000
 
@@ -291,26 +312,35 @@ def validation_cost(epochs: int, repeats: int, device: str, out: str) -> dict[st
         return run_config("ce_kl_mixup", n_points, 0, device, folder, epochs, validation)
 
     splits = build_run(config("training")).datamodule.generate().to(torch.device(device))
-    times: dict[str, list[float]] = {"training": [], "validation": []}
+    steady: dict[str, list[float]] = {"training": [], "validation": []}
+    whole: dict[str, list[float]] = {"training": [], "validation": []}
     load_before = os.getloadavg()
     for repeat in range(-1, repeats):  # -1: the warm-up, not recorded
-        order = list(times) if repeat % 2 == 0 else list(reversed(times))
+        order = list(steady) if repeat % 2 == 0 else list(reversed(steady))
         for case in order:
-            ms = fit_ms_per_epoch(config(case), splits, device)
+            ms_steady, ms_whole = fit_ms_per_epoch(config(case), splits, device)
             if repeat >= 0:
-                times[case].append(ms)
-    differences = [v - t for v, t in zip(times["validation"], times["training"], strict=True)]
+                steady[case].append(ms_steady)
+                whole[case].append(ms_whole)
+
+    def paired(times: dict[str, list[float]]) -> float:
+        pairs = zip(times["validation"], times["training"], strict=True)
+        return statistics.median(v - t for v, t in pairs)
+
     return {
         "device": device,
         "n_points": n_points,
         "objective": "ce_kl_mixup",
         "epochs": epochs,
         "repeats": repeats,
-        "training_ms_per_epoch": statistics.median(times["training"]),
-        "validation_ms_per_epoch": statistics.median(times["validation"]),
-        "validation_cost_ms": statistics.median(differences),
-        "training_all_ms": times["training"],
-        "validation_all_ms": times["validation"],
+        "training_ms_per_epoch": statistics.median(steady["training"]),
+        "validation_ms_per_epoch": statistics.median(steady["validation"]),
+        "validation_cost_ms": paired(steady),
+        "whole_fit_validation_cost_ms": paired(whole),
+        "training_all_ms": steady["training"],
+        "validation_all_ms": steady["validation"],
+        "whole_fit_training_all_ms": whole["training"],
+        "whole_fit_validation_all_ms": whole["validation"],
         "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()),
         "target_ms": TARGET_VALIDATION_MS,
@@ -321,10 +351,11 @@ def validation_line(v: dict[str, Any]) -> str:
     load = f"{v['load_average_before'][0]:.2f} / {v['load_average_after'][0]:.2f}"
     return (
         f"{v['device']}: per-epoch validation costs {v['validation_cost_ms']:.2f} ms an epoch "
-        f"(target {v['target_ms']:g} ms): {v['validation_ms_per_epoch']:.2f} ms per epoch with "
-        f"validation, checkpoints and CSV log, {v['training_ms_per_epoch']:.2f} ms training "
-        f"only; medians of {v['repeats']} alternated repetitions of {v['epochs']} epochs; load "
-        f"average {load} (before / after)"
+        f"(target {v['target_ms']:g} ms; {v['whole_fit_validation_cost_ms']:.2f} ms an epoch "
+        f"over a whole {v['epochs']}-epoch fit, one-time costs included): "
+        f"{v['validation_ms_per_epoch']:.2f} ms per epoch with validation, checkpoints and CSV "
+        f"log, {v['training_ms_per_epoch']:.2f} ms training only; medians of {v['repeats']} "
+        f"alternated repetitions; load average {load} (before / after)"
     )
 
 
@@ -442,22 +473,24 @@ def format_table(results: dict[str, Any]) -> str:
         lines.append("")
     if results.get("validation"):
         lines += [
-            "| device | points | objective | epochs | training only (ms/epoch) "
-            "| with validation (ms/epoch) | validation cost (ms/epoch) |",
+            "| device | points | objective | training only (ms/epoch) | with validation "
+            "(ms/epoch) | validation cost (ms/epoch) | over a whole fit (ms/epoch) |",
             "|---|---:|---|---:|---:|---:|---:|",
         ]
         for v in results["validation"]:
             lines.append(
-                f"| {v['device']} | {v['n_points']:,} | {v['objective']} | {v['epochs']} "
+                f"| {v['device']} | {v['n_points']:,} | {v['objective']} "
                 f"| {v['training_ms_per_epoch']:.2f} | {v['validation_ms_per_epoch']:.2f} "
-                f"| {v['validation_cost_ms']:.2f} |"
+                f"| {v['validation_cost_ms']:.2f} | {v['whole_fit_validation_cost_ms']:.2f} |"
             )
         v = results["validation"][0]
         lines += [
             "",
             "With validation: per-epoch validation, checkpoints and the CSV logger, as a default "
-            f"`oodmix-train` runs them; medians of {v['repeats']} alternated repetitions, the "
-            "cost the median of the paired differences; load average "
+            f"`oodmix-train` runs them; fits of {v['epochs']} epochs, medians of {v['repeats']} "
+            "alternated repetitions (epoch start to epoch start, first and last epochs left "
+            "out), the cost the median of the paired differences; over a whole fit: the same "
+            "with the run's one-time costs spread over its epochs. Load average "
             f"{v['load_average_before'][0]:.2f} before, {v['load_average_after'][0]:.2f} after.",
             "",
         ]
@@ -543,7 +576,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="run only these parts; the others are kept from an existing <out>/performance.json",
     )
     parser.add_argument("--validation-epochs", type=int, default=50, help="epochs per fit")
-    parser.add_argument("--validation-repeats", type=int, default=11)
+    parser.add_argument("--validation-repeats", type=int, default=21)
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/performance"))
     args = parser.parse_args(argv)
     counts = (args.steps, args.repeats, args.validation_epochs, args.validation_repeats)

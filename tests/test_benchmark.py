@@ -75,6 +75,10 @@ def test_validation_case_alone_keeps_the_other_parts(performance, tmp_path, caps
     assert len(row["load_average_before"]) == 3 and row["target_ms"] == 2.0
     printed = capsys.readouterr().out
     assert f"cpu: per-epoch validation costs {row['validation_cost_ms']:.2f} ms an epoch" in printed
+    whole = [
+        v - t for v, t in zip(row["whole_fit_validation_all_ms"], row["whole_fit_training_all_ms"])
+    ]
+    assert row["whole_fit_validation_cost_ms"] == pytest.approx(sum(whole) / 2)
     table = (out / "table.md").read_text()
     assert "| cpu | 400 | ce_kl_mixup |" in table  # the kept comparison
-    assert "| cpu | 4,000 | ce_kl_mixup | 2 |" in table  # the new case
+    assert f"| cpu | 4,000 | ce_kl_mixup | {row['training_ms_per_epoch']:.2f} |" in table
