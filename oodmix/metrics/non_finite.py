@@ -12,11 +12,14 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
+from oodmix.failures import RunFailure
+
 HINT = "the weights are not finite: the run diverged; lower model.lr or beta"
 
 
-class NonFiniteScores(RuntimeError):
-    """Scores of an evaluation set that are NaN or infinite; the message is one line.
+class NonFiniteScores(RunFailure):
+    """Scores of an evaluation set that are NaN or infinite; the message is one line. A RunFailure:
+    oodmix-train prints it and exits 1, a multirun job records it in failure.json.
 
     `set_name` is the evaluation set (val, test, test_near, ...), `count` how many of its
     `total` scores are not finite.
