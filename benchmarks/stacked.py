@@ -1,7 +1,7 @@
 """Stacked sweeps (`hydra/launcher=stacked`) against one job after another (`hydra/launcher=basic`).
 
-    .venv/bin/python benchmarks/stacked.py                    # about 25 minutes on 2 CPU cores
-    .venv/bin/python benchmarks/stacked.py --skip-sweeps      # part 2 only: about 6 minutes
+    .venv/bin/python benchmarks/stacked.py                    # about 10 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/stacked.py --skip-sweeps      # part 2 only: about 3 minutes
     .venv/bin/python benchmarks/stacked.py --skip-sweeps --members 1,4 --epochs 5   # seconds
 
 Measures, and prints as tables:
@@ -31,7 +31,10 @@ Measures, and prints as tables:
      (target <= 3). Without one, the output and the JSON say so.
 The 1-minute load average at the start and end of each measurement goes into the JSON and the
 tables; a warning is printed when it exceeds 1.5 at a start (a shared machine: numbers taken
-under load are not the quiet figure).
+under load are not the quiet figure; on 2 cores, torch's two threads wait for each other when
+another process takes a core, and a fit can then take ten times as long). Before each
+measurement the benchmark waits up to a minute (`--settle`) for the load its own previous one
+left to fall.
 
 `--skip-sweeps` / `--skip-members` leave a part out; the parts already in <out>/stacked.json
 are then kept, so a part can be rerun alone.
@@ -62,6 +65,8 @@ DEFAULT_MEMBERS = (1, 4, 16, 48, 192)
 DEFAULT_GPU_MEMBERS = (1, 10, 100, 1000)
 #: A 1-minute load average above this at the start of a measurement earns a warning.
 LOAD_WARNING = 1.5
+#: Before each measurement, how long to wait at most for the load to fall to LOAD_WARNING.
+SETTLE_S = 60.0
 #: The largest |difference| between the launchers' metrics.json values that counts as equal.
 METRIC_TOLERANCE = 1e-6
 
@@ -113,6 +118,19 @@ def parse_members(text: str) -> list[int]:
 def load_sample() -> list[float]:
     """The 1-, 5- and 15-minute load averages."""
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def settle(max_wait_s: float, poll_s: float = 2.0) -> float:
+    """Wait (at most max_wait_s) for the 1-minute load to fall to LOAD_WARNING; the seconds
+    waited. The benchmark's own previous command keeps the 1-minute average near 1.5 for a
+    while after it ends (it decays by e each minute); without the wait a measurement would
+    start under a load that is only the benchmark's own echo, and the warning would mean
+    nothing. Load from other work does not fall: the measurement then starts, with its warning.
+    """
+    start = time.monotonic()
+    while os.getloadavg()[0] > LOAD_WARNING and time.monotonic() - start < max_wait_s:
+        time.sleep(poll_s)
+    return time.monotonic() - start
 
 
 def load_warning(what: str, load: Sequence[float]) -> str | None:
@@ -272,7 +290,8 @@ def format_sweeps(sweeps: list[dict[str, Any]], repeats: int) -> str:
     lines.append("")
     lines.append(
         f"Whole commands (subprocesses), medians of {repeats} alternated runs per launcher; "
-        f"metrics.json of every job compared (tolerance {METRIC_TOLERANCE:g})."
+        f"metrics.json of every job compared (tolerance {METRIC_TOLERANCE:g}). Each command "
+        f"starts once the 1-minute load is <= {LOAD_WARNING:g} (or after --settle seconds)."
     )
     for s in sweeps:
         if s.get("jobs_without_metrics"):
@@ -399,11 +418,12 @@ def peak_rss_mb() -> float | None:
         return None
 
 
-def run_sweep(args: Sequence[str], workdir: Path) -> dict[str, Any]:
+def run_sweep(args: Sequence[str], workdir: Path, settle_s: float) -> dict[str, Any]:
     """Wall time, peak RSS (MB) and number of groups (stacked) of one `oodmix-train` command."""
     peak_file = workdir / "peak_rss_kb"
     peak_file.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OODMIX_PEAK_RSS_FILE": str(peak_file)}
+    settled = settle(settle_s)
     load_before = load_sample()
     start = time.perf_counter()
     process = subprocess.run(
@@ -421,12 +441,13 @@ def run_sweep(args: Sequence[str], workdir: Path) -> dict[str, Any]:
         "wall_s": wall,
         "peak_rss_mb": int(peak_file.read_text()) / 1024 if peak_file.exists() else None,
         "groups": int(groups.group(1)) if groups else None,
+        "settle_s": settled,
         "load_before": load_before,
         "load_after": load_sample(),
     }
 
 
-def measure_sweeps(repeats: int, workdir: Path) -> dict[str, Any]:
+def measure_sweeps(repeats: int, workdir: Path, settle_s: float) -> dict[str, Any]:
     """Part 1: each sweep under basic and stacked, alternated, compared job by job."""
     rows, warnings = [], []
     for name, (arguments, jobs, target) in SWEEPS.items():
@@ -435,7 +456,7 @@ def measure_sweeps(repeats: int, workdir: Path) -> dict[str, Any]:
             for launcher in ("basic", "stacked"):
                 sweep = workdir / f"{name}-{launcher}-{repeat}"
                 args = [*arguments, f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}"]
-                run = run_sweep(args, workdir)
+                run = run_sweep(args, workdir, settle_s)
                 line = load_warning(f"{name} {launcher} #{repeat}", run["load_before"])
                 if line:
                     progress(line)
@@ -446,14 +467,15 @@ def measure_sweeps(repeats: int, workdir: Path) -> dict[str, Any]:
                 else:  # against this repeat's basic sweep
                     run.update(compare_sweeps(basic, sweep))
                 runs.append(run)
+                load = _load((run["load_before"], run["load_after"]))
+                compared = (
+                    f"  max |metric difference| {run['max_difference']:.1e}"
+                    if launcher == "stacked"
+                    else ""
+                )
                 progress(
                     f"{name:<5} {launcher:<7} #{repeat}  {run['wall_s']:7.1f} s  peak "
-                    f"{_mb(run['peak_rss_mb'])} MB  load {_load((run['load_before'], run['load_after']))}"  # noqa: E501
-                    + (
-                        f"  max |metric difference| {run['max_difference']:.1e}"
-                        if launcher == "stacked"
-                        else ""
-                    )
+                    f"{_mb(run['peak_rss_mb'])} MB  load {load}{compared}"
                 )
         rows.append(summarise_sweep(name, runs, jobs, target))
     return {"repeats": repeats, "rows": rows, "warnings": warnings}
@@ -599,11 +621,12 @@ def one_group(k: int, epochs: int, device: str, forced: bool) -> dict[str, Any]:
     }
 
 
-def group_process(k: int, epochs: int, device: str, forced: bool, workdir: Path):
+def group_process(k: int, epochs: int, device: str, forced: bool, workdir: Path, settle_s: float):
     """`--one-group K` in a child process: its result, peak resident memory its own."""
     result_file = workdir / f"group-{device}-{k}-{int(forced)}.json"
     command = [sys.executable, str(Path(__file__).resolve()), "--one-group", str(k)]
     command += ["--epochs", str(epochs), "--device", device, "--result", str(result_file)]
+    settled = settle(settle_s)
     process = subprocess.run(
         [*command, *(["--forced"] if forced else [])],
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
@@ -612,17 +635,19 @@ def group_process(k: int, epochs: int, device: str, forced: bool, workdir: Path)
     )
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{process.stderr[-4000:]}")
-    return member_row(json.loads(result_file.read_text()))
+    return member_row({**json.loads(result_file.read_text()), "settle_s": settled})
 
 
-def measure_members(ks: Sequence[int], epochs: int, device: str, workdir: Path) -> dict[str, Any]:
+def measure_members(
+    ks: Sequence[int], epochs: int, device: str, workdir: Path, settle_s: float
+) -> dict[str, Any]:
     """Part 2 (device cpu) or 3 (cuda): one process per group size; K=1 both ways."""
     rows, warnings = [], []
     cases = [(k, False) for k in ks]
     if 1 in ks:
         cases.insert(1, (1, True))
     for k, forced in cases:
-        row = group_process(k, epochs, device, forced, workdir)
+        row = group_process(k, epochs, device, forced, workdir, settle_s)
         line = load_warning(f"the {device} group of {k}", row["load_before"])
         if line:
             progress(line)
@@ -661,6 +686,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=50, help="epochs of each group (part 2, 3)")
     p.add_argument("--skip-sweeps", action="store_true", help="leave part 1 out")
     p.add_argument("--skip-members", action="store_true", help="leave parts 2 and 3 out")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE_S,
+        help="before each measurement, wait at most this many seconds for the 1-minute load "
+        f"to fall to {LOAD_WARNING} (0: no wait)",
+    )
     # The child process of part 2/3: one group, its result written to --result.
     p.add_argument("--one-group", type=int, help=argparse.SUPPRESS)
     p.add_argument("--forced", action="store_true", help=argparse.SUPPRESS)
@@ -672,8 +704,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = parser()
     args = p.parse_args(argv)
-    if args.repeats < 1 or args.epochs < 1:
-        p.error("--repeats and --epochs must be >= 1")
+    if args.repeats < 1 or args.epochs < 1 or args.settle < 0:
+        p.error("--repeats and --epochs must be >= 1, --settle >= 0")
     try:
         members, gpu_members = parse_members(args.members), parse_members(args.gpu_members)
     except ValueError as error:
@@ -692,6 +724,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     previous_file = args.out / "stacked.json"
     previous = json.loads(previous_file.read_text()) if previous_file.is_file() else {}
     results: dict[str, Any] = {
+        "command": [
+            Path(sys.executable).name,
+            "benchmarks/stacked.py",
+            *(sys.argv[1:] if argv is None else argv),
+        ],
         "machine": machine(),
         "sweeps": previous.get("sweeps"),
         "members": previous.get("members"),
@@ -705,11 +742,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="oodmix-stacked-bench-") as tmp:
         workdir = Path(tmp)
         if not args.skip_sweeps:
-            results["sweeps"] = measure_sweeps(args.repeats, workdir)
+            results["sweeps"] = measure_sweeps(args.repeats, workdir, args.settle)
         if not args.skip_members:
-            results["members"] = measure_members(members, args.epochs, "cpu", workdir)
+            results["members"] = measure_members(members, args.epochs, "cpu", workdir, args.settle)
             if torch.cuda.is_available():
-                results["gpu"] = measure_members(gpu_members, args.epochs, "cuda", workdir)
+                results["gpu"] = measure_members(
+                    gpu_members, args.epochs, "cuda", workdir, args.settle
+                )
             else:
                 note = "no GPU: torch.cuda.is_available() is False"
                 progress(f"GPU part skipped ({note})")

@@ -65,6 +65,7 @@ def test_ratio_and_members(stacked) -> None:
 def test_load_warning_only_above_the_threshold(stacked) -> None:
     assert stacked.load_warning("x", [1.5, 3.0, 3.0]) is None
     assert "1-minute load 1.60" in stacked.load_warning("the grid", [1.6, 0.1, 0.1])
+    assert stacked.settle(0) < 1.0  # no wait asked for: none made
 
 
 def test_metric_difference(stacked) -> None:
@@ -176,7 +177,7 @@ def test_report_json_shape_and_plot(stacked) -> None:
 
 
 def test_rejects_bad_arguments(stacked, capsys) -> None:
-    for bad in (["--members", "0,4"], ["--epochs", "0"], ["--repeats", "0"]):
+    for bad in (["--members", "0,4"], ["--epochs", "0"], ["--repeats", "0"], ["--settle", "-1"]):
         with pytest.raises(SystemExit) as exit_info:
             stacked.main(bad)
         assert exit_info.value.code == 2
@@ -197,6 +198,8 @@ def test_a_tiny_run_writes_json_table_and_plot(stacked, tmp_path: Path) -> None:
             "--epochs",
             "1",
             "--skip-sweeps",
+            "--settle",
+            "0",
             "--out",
             str(out),
         ]
