@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies import Strategy
 
-from oodmix.callbacks.step_hooks import WithoutStepHooks
+from oodmix.callbacks.own_hooks import OwnHooksOnly
 
 # Saved by reference, not copied: the module's hyperparameters (the run's config) do not change
 # while it trains, and walking them took most of a copy's time.
@@ -45,7 +45,7 @@ def is_final_epoch(trainer: L.Trainer) -> bool:
     return bool(trainer.should_stop)
 
 
-class BufferedCheckpoint(WithoutStepHooks, ModelCheckpoint):
+class BufferedCheckpoint(OwnHooksOnly, ModelCheckpoint):
     """ModelCheckpoint (same arguments, same choice of what to keep) whose files are written
     at most every `write_every_s` seconds.
 

@@ -9,14 +9,14 @@ import torch
 from torch import nn
 
 from oodmix.callbacks.detection_evaluation import DetectionEvaluation
-from oodmix.callbacks.step_hooks import WithoutStepHooks
+from oodmix.callbacks.own_hooks import OwnHooksOnly
 from oodmix.detectors import MaxSoftmaxScore
 from oodmix.files import save_figure_atomic
 from oodmix.metrics import check_finite
 from oodmix.plots.confidence import ConfidenceMapData, confidence_map_figure
 
 
-class ConfidenceMap(WithoutStepHooks, L.Callback):
+class ConfidenceMap(OwnHooksOnly, L.Callback):
     """Writes <output_dir>/confidence_map.npz (the score grid and training points) and
     confidence_map.png, for the tested weights, on the main process.
 

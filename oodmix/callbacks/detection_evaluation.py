@@ -13,8 +13,8 @@ from torch import nn
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
+from oodmix.callbacks.own_hooks import OwnHooksOnly
 from oodmix.callbacks.requested_metrics import requested_metrics
-from oodmix.callbacks.step_hooks import WithoutStepHooks
 from oodmix.detectors import MaxSoftmaxScore
 from oodmix.metrics import (
     FiniteScores,
@@ -95,7 +95,7 @@ def epoch_metric_names(names: Iterable[str]) -> frozenset[str]:
     return frozenset(names)
 
 
-class DetectionEvaluation(WithoutStepHooks, L.Callback):
+class DetectionEvaluation(OwnHooksOnly, L.Callback):
     """Evaluates the detector on the module's validation and test outputs.
 
     Logs, for stage in {val, test} and any further test sets of the datamodule (test_near,

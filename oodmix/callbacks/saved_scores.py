@@ -8,13 +8,13 @@ import lightning as L
 import torch
 from torch import nn
 
-from oodmix.callbacks.step_hooks import WithoutStepHooks
+from oodmix.callbacks.own_hooks import OwnHooksOnly
 from oodmix.detectors import MaxSoftmaxScore
 from oodmix.files import save_npz_atomic
 from oodmix.metrics import check_finite
 
 
-class SavedScores(WithoutStepHooks, L.Callback):
+class SavedScores(OwnHooksOnly, L.Callback):
     """Writes <output_dir>/scores.npz for the tested weights, scored on the main process over
     the whole evaluation sets: `<set>_score` (float32) and `<set>_is_id` (bool) for
     set = val, test and each further test set of the datamodule (test_near, test_far), so that

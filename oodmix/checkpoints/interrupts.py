@@ -20,8 +20,10 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from oodmix.callbacks.own_hooks import OwnHooksOnly
 
-class InterruptCheckpoint(L.Callback):
+
+class InterruptCheckpoint(OwnHooksOnly, L.Callback):
     """Writes `<dirpath>/<filename>.ckpt` when training stops on SIGTERM or SIGINT (both end
     in Lightning's SIGTERMException, see `stop_gracefully_on_signals`), not when it fails with
     an error (a failed state is not worth resuming). The checkpoint holds the

@@ -18,6 +18,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from oodmix.callbacks.own_hooks import OwnHooksOnly
 from oodmix.metrics import best_f1_threshold, precision_recall_f1
 
 
@@ -25,7 +26,7 @@ def _per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.reshape(-1, *([1] * (like.dim() - 1)))
 
 
-class MemberSelection(L.Callback):
+class MemberSelection(OwnHooksOnly, L.Callback):
     """Per-epoch val/f1 of every member, its best weights and epoch, and the per-epoch val/f1
     history for the members' logs written when the group ends."""
 
