@@ -75,6 +75,36 @@ def _start(cfg: DictConfig) -> tuple[tuple[str, str], ...] | None:
     return tuple(sorted((str(k), str(v)) for k, v in (job.get("env_set") or {}).items()))
 
 
+class KeptSweepConfigs:
+    """Hydra's config loader, keeping the job configs that the sweeper composes to check a
+    batch (Sweeper.validate_batch_is_legal composes every job of a batch, then drops it) until
+    the launcher, which composes the same jobs next, takes them: each job is composed once
+    instead of twice (about 80 ms a job, a sizeable share of a stacked sweep's whole time).
+
+    Everything else is passed to Hydra's loader. A config is handed out once; a job the
+    sweeper did not check (Optuna's sweeper checks none) is composed when it is taken.
+    """
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self._kept: dict[tuple[int, tuple[str, ...]], DictConfig] = {}
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> Any:
+        cfg = self.loader.load_sweep_config(master_config, sweep_overrides)
+        self._kept[(id(master_config), tuple(sweep_overrides))] = cfg
+        return cfg
+
+    def take_sweep_config(self, master_config: DictConfig, overrides: list[str]) -> DictConfig:
+        """The job's config as the sweeper composed it, or composed now."""
+        kept = self._kept.pop((id(master_config), tuple(overrides)), None)
+        if kept is not None:
+            return kept
+        return self.loader.load_sweep_config(master_config, overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+
 @contextmanager
 def _registered(cfg: DictConfig) -> Iterator[None]:
     """`cfg` as the registered Hydra config (what `${hydra:...}` reads), as run_job registers a
@@ -110,6 +140,9 @@ class StackedLauncher(Launcher):
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+        # The sweeper holds this same context and reads its loader when it checks a batch.
+        if not isinstance(hydra_context.config_loader, KeptSweepConfigs):
+            hydra_context.config_loader = KeptSweepConfigs(hydra_context.config_loader)
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -173,7 +206,9 @@ class StackedLauncher(Launcher):
         """A job's config, numbered as the basic launcher numbers it, with the folder that
         run_job will give it (run_job computes it the same way and records it again)."""
         assert self.hydra_context is not None and self.config is not None
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        loader = self.hydra_context.config_loader
+        assert isinstance(loader, KeptSweepConfigs)
+        cfg = loader.take_sweep_config(self.config, overrides)
         with open_dict(cfg):
             cfg.hydra.job.id = idx
             cfg.hydra.job.num = idx

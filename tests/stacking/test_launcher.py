@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobStatus
+from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
@@ -57,6 +59,7 @@ class FakeTraining:
         self.groups: list[list[int]] = []  # job numbers per train_group call
         self.folders_ready: list[bool] = []
         self.tasks: list[int] = []  # job numbers the task function ran
+        self.composed: list[list[str]] = []  # the overrides of each job config Hydra composed
 
     def train_group(self, configs: list[DictConfig]) -> list[float | None]:
         self.groups.append([cfg.hydra.job.num for cfg in configs])
@@ -91,7 +94,11 @@ def launch(
     GlobalHydra.instance().clear()
 
     def _launch(
-        jobs: list[list[str]], fake: FakeTraining, *hydra_overrides: str, start: int = 0
+        jobs: list[list[str]],
+        fake: FakeTraining,
+        *hydra_overrides: str,
+        start: int = 0,
+        check_batch: bool = False,
     ) -> tuple[list, RecordedCallbacks]:
         from hydra_plugins.oodmix_stacked_launcher import stacked_launcher
 
@@ -108,12 +115,23 @@ def launch(
             return_hydra_config=True,
         )
         callbacks = RecordedCallbacks()
-        context = HydraContext(GlobalHydra.instance().config_loader(), callbacks)  # type: ignore[arg-type]
+        loader = GlobalHydra.instance().config_loader()
+        compose_job = loader.load_sweep_config
+
+        def counted(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+            fake.composed.append(list(sweep_overrides))
+            return compose_job(master_config, sweep_overrides)
+
+        monkeypatch.setattr(loader, "load_sweep_config", counted)
+        context = HydraContext(loader, callbacks)  # type: ignore[arg-type]
         # As a sweeper makes its launcher: hydra.launcher instantiated, then set up.
         launcher = Plugins.instance().instantiate_launcher(
             hydra_context=context, task_function=fake.task, config=master
         )
         assert type(launcher).__name__ == "StackedLauncher"
+        if check_batch:  # what Hydra's basic sweeper does before it launches a batch
+            sweeper = SimpleNamespace(hydra_context=context, config=master)
+            Sweeper.validate_batch_is_legal(sweeper, jobs)  # type: ignore[arg-type]
         return list(launcher.launch(jobs, initial_job_idx=start)), callbacks
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -157,6 +175,24 @@ def test_each_group_trains_once_and_returns_land_on_their_jobs(launch, tmp_path:
     assert sorted(callbacks.events) == sorted(
         (event, num) for num in range(3, 7) for event in ("start", "end")
     )
+
+
+@pytest.mark.parametrize("check_batch", [True, False])
+def test_each_job_is_composed_once(launch, check_batch: bool) -> None:
+    """Whether or not the sweeper composed the batch's jobs to check them (the basic sweeper
+    does, Optuna's does not), Hydra composes each job once: the launcher takes the sweeper's
+    configs. Each job still gets its own values."""
+    fake = FakeTraining(group_values=[[0.1, 0.2]], task_value=0.7)
+    jobs = [["seed=0"], ["seed=1"], ["loss=ce", "seed=3"]]
+    returns, _ = launch(jobs, fake, check_batch=check_batch)
+    assert fake.composed == jobs
+    assert [r.cfg.seed for r in returns] == [0, 1, 3]
+    assert [r.hydra_cfg.hydra.runtime.choices.loss for r in returns] == [
+        "ce_kl_mixup",
+        "ce_kl_mixup",
+        "ce",
+    ]
+    assert [r.return_value for r in returns] == [0.1, 0.2, 0.7]
 
 
 def test_max_members_splits_a_group(launch) -> None:
