@@ -41,11 +41,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def member_paths(cfg: DictConfig) -> set[str]:
-    """The leaves of `cfg` (Hydra's section aside) whose value belongs to a member."""
+def _job_leaves(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The leaves of `cfg` without Hydra's section: (as written, resolved)."""
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     raw = dict(_leaves(OmegaConf.to_container(job, resolve=False)))
-    resolved = dict(_leaves(OmegaConf.to_container(job, resolve=True)))
+    return raw, dict(_leaves(OmegaConf.to_container(job, resolve=True)))
+
+
+def _member_paths(raw: dict[str, Any], resolved: dict[str, Any]) -> set[str]:
     paths = set()
     for path, value in raw.items():
         own = path in MEMBER_KEYS or path == "output_dir"
@@ -60,12 +63,18 @@ def member_paths(cfg: DictConfig) -> set[str]:
     return paths
 
 
+def member_paths(cfg: DictConfig) -> set[str]:
+    """The leaves of `cfg` (Hydra's section aside) whose value belongs to a member."""
+    return _member_paths(*_job_leaves(cfg))
+
+
 def shared_config(cfg: DictConfig) -> tuple[tuple[str, str], ...]:
     """What members of one group must have in common: every other leaf, resolved."""
-    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    skip = member_paths(cfg)
-    leaves = _leaves(OmegaConf.to_container(job, resolve=True))
-    return tuple(sorted((path, repr(value)) for path, value in leaves if path not in skip))
+    raw, resolved = _job_leaves(cfg)  # once: resolving a config takes tens of milliseconds
+    skip = _member_paths(raw, resolved)
+    return tuple(
+        sorted((path, repr(value)) for path, value in resolved.items() if path not in skip)
+    )
 
 
 def group_jobs(configs: Sequence[DictConfig], max_members: int | None = None) -> list[list[int]]:
