@@ -1,0 +1,255 @@
+"""The checkpoint of a group of jobs trained together (oodmix.stacking.group_run), and stopping
+a group on SIGTERM or Ctrl+C, with the same machinery as a solo run.
+
+Where it lives: in the folder of the group's first job,
+
+    <sweep>/<first job>/checkpoints/group.ckpt              the latest epoch (BufferedCheckpoint:
+                                                            at most every write_every_s seconds,
+                                                            always at the first and final epoch)
+    <sweep>/<first job>/checkpoints/group-interrupted.ckpt  where SIGTERM or Ctrl+C stopped it
+                                                            (InterruptCheckpoint)
+
+and every member's folder holds checkpoints/group.json, which names the group's jobs and these
+files (relative to the member's folder). All of them are removed once every member's files are
+written: a finished job's folder is what the basic launcher writes.
+
+A group checkpoint is Lightning's dump of the group's trainer (stacked weights, optimiser,
+loop and loader position, the module's epoch terms and random generators, every callback's
+state: MemberSelection's best weights, epochs, F1 and history) plus, under "oodmix_group"
+(`GroupState`), which jobs the members are (numbers and overrides) and the module's member
+bookkeeping (per-epoch loss terms, failed members). Its hyper_parameters carry the first
+member's resolved config, so that `oodmix.checkpoints.resume.check_same_settings` compares a
+continued sweep's settings with it as it does for a resumed run.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig
+
+from oodmix.callbacks.own_hooks import OwnHooksOnly
+from oodmix.files import write_json_atomic
+
+GROUP_CHECKPOINT = "group"  # checkpoints/group.ckpt
+GROUP_INTERRUPTED = "group-interrupted"  # checkpoints/group-interrupted.ckpt
+GROUP_RECORD = "group.json"  # checkpoints/group.json in every member's folder
+STATE_KEY = "oodmix_group"
+#: The launcher's switch that continues a stopped sweep in its folder (see the README).
+RESUME_KEY = "hydra.launcher.resume"
+
+
+def job_folder(cfg: DictConfig) -> Path:
+    """A job's folder, from its composed config (Hydra's section included)."""
+    return Path(str(cfg.hydra.runtime.output_dir))
+
+
+def job_label(configs: Sequence[DictConfig]) -> str:
+    return ", ".join(f"#{cfg.hydra.job.num}" for cfg in configs)
+
+
+def group_files(first: Path) -> list[Path]:
+    """The group checkpoints kept in the folder of a group's first job."""
+    folder = first / "checkpoints"
+    return [folder / f"{GROUP_INTERRUPTED}.ckpt", folder / f"{GROUP_CHECKPOINT}.ckpt"]
+
+
+def latest_checkpoint(paths: Sequence[Path]) -> Path | None:
+    """Of the checkpoints that exist, the one furthest into training (global step, then epoch;
+    the first listed on a tie); None when none exists."""
+    from oodmix.checkpoints import AtomicCheckpointIO
+
+    best: tuple[tuple[int, int], Path] | None = None
+    for path in paths:
+        if not path.is_file():
+            continue
+        checkpoint = AtomicCheckpointIO().load_checkpoint(path)
+        where = (int(checkpoint.get("global_step", 0)), int(checkpoint.get("epoch", 0)))
+        if best is None or where > best[0]:
+            best = (where, path)
+    return None if best is None else best[1]
+
+
+class GroupState(OwnHooksOnly, L.Callback):
+    """Saves and restores, with the group's checkpoints, which jobs the members are and the
+    module's member bookkeeping (`OODClassifier.member_history`, `failed_members`), which live
+    on the module outside its weights (a solo run's loss terms travel the same way, in
+    OODClassifier.on_save_checkpoint)."""
+
+    def __init__(
+        self,
+        jobs: Sequence[int],
+        overrides: Sequence[Sequence[str]],
+        on_train_start: Callable[[], None] | None = None,
+    ) -> None:
+        self.jobs = [int(n) for n in jobs]
+        self.overrides = [list(o) for o in overrides]
+        self._on_train_start = on_train_start
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # After the checkpoint callbacks' setup, which warns about a folder that holds files.
+        if self._on_train_start is not None and trainer.is_global_zero:
+            self._on_train_start()
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[STATE_KEY] = group_state(self.jobs, self.overrides, pl_module)
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        state = checkpoint.get(STATE_KEY)
+        if state is None:
+            raise RuntimeError("not a group checkpoint: it holds no oodmix_group state")
+        if list(state["jobs"]) != self.jobs:
+            raise RuntimeError(
+                f"the group checkpoint holds jobs {state['jobs']}, not this group's {self.jobs}"
+            )
+        restore_group_state(state, pl_module)
+
+
+def group_state(
+    jobs: Sequence[int], overrides: Sequence[Sequence[str]], module: Any
+) -> dict[str, Any]:
+    """What a group checkpoint holds besides Lightning's dump (plain values and tensors: read
+    with weights_only=True)."""
+    return {
+        "jobs": list(jobs),
+        "overrides": [list(o) for o in overrides],
+        "member_history": [
+            (int(epoch), int(step), {name: value.detach().cpu() for name, value in terms.items()})
+            for epoch, step, terms in module.member_history
+        ],
+        "failed_members": {
+            int(i): {"epoch": int(e.epoch), "step": int(e.step), "terms": dict(e.terms)}
+            for i, e in module.failed_members.items()
+        },
+    }
+
+
+def restore_group_state(state: dict[str, Any], module: Any) -> None:
+    """The module's member bookkeeping from `group_state`."""
+    from oodmix.failures import TrainingDiverged
+
+    module.member_history = [
+        (int(epoch), int(step), dict(terms)) for epoch, step, terms in state["member_history"]
+    ]
+    module.failed_members = {
+        int(i): TrainingDiverged(f["epoch"], f["step"], f["terms"])
+        for i, f in state["failed_members"].items()
+    }
+
+
+class GroupCheckpoint:
+    """The checkpoint files of one group: the callbacks that write them, the one to resume
+    from, the record in every member's folder, and their removal when the group is done.
+
+    `configs` are the members' composed configs (Hydra's section included), in member order.
+    """
+
+    def __init__(self, configs: Sequence[DictConfig]) -> None:
+        self.configs = list(configs)
+        self.first = job_folder(self.configs[0])
+        self.interrupted, self.latest = group_files(self.first)
+        self.jobs = [int(cfg.hydra.job.num) for cfg in self.configs]
+
+    def callbacks(self, write_every_s: float) -> list[L.Callback]:
+        from oodmix.callbacks import BufferedCheckpoint
+        from oodmix.checkpoints import InterruptCheckpoint
+
+        folder = str(self.first / "checkpoints")
+        overrides = [list(cfg.hydra.overrides.task) for cfg in self.configs]
+        return [
+            GroupState(self.jobs, overrides, on_train_start=self.record),
+            BufferedCheckpoint(
+                dirpath=folder,
+                filename=GROUP_CHECKPOINT,
+                monitor=None,
+                save_top_k=1,
+                enable_version_counter=False,
+                write_every_s=write_every_s,
+            ),
+            InterruptCheckpoint(folder, GROUP_INTERRUPTED),
+        ]
+
+    def resume_from(self) -> str | None:
+        """The group checkpoint furthest into training, or None (the group starts afresh)."""
+        path = latest_checkpoint([self.interrupted, self.latest])
+        return None if path is None else str(path)
+
+    def record(self) -> None:
+        """checkpoints/group.json in every member's folder: the group's jobs and checkpoints."""
+        for cfg in self.configs:
+            folder = job_folder(cfg)
+            paths = [_relative(path, folder) for path in (self.latest, self.interrupted)]
+            (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+            write_json_atomic(
+                folder / "checkpoints" / GROUP_RECORD, {"jobs": self.jobs, "checkpoints": paths}
+            )
+
+    def remove(self) -> None:
+        """The group's checkpoints and records, once every member is written or failed."""
+        for path in (self.interrupted, self.latest):
+            path.unlink(missing_ok=True)
+        for cfg in self.configs:
+            (job_folder(cfg) / "checkpoints" / GROUP_RECORD).unlink(missing_ok=True)
+
+    def exit_interrupted(self, trainer: Any, signal_name: str) -> None:
+        """One line: where the group stopped, its checkpoint and the command that continues the
+        sweep; exit 128 + the signal's number, as a solo run (oodmix.train._exit_interrupted)."""
+        import signal
+
+        saved = latest_checkpoint([self.interrupted, self.latest])
+        where = "no group checkpoint was written"
+        if saved is not None:
+            where = f"saved in {shown(saved)}"
+        sweep = str(self.configs[0].hydra.sweep.dir)
+        if trainer.is_global_zero:
+            print(
+                f"oodmix-train: stopped by {signal_name} at epoch {trainer.current_epoch}, step "
+                f"{trainer.global_step} (jobs {job_label(self.configs)} trained together, "
+                f"{where}); continue the sweep with: {continue_command(sweep)}",
+                file=sys.stderr,
+            )
+        sys.exit(128 + int(getattr(signal, signal_name, signal.SIGTERM)))
+
+
+def shown(path: Path) -> str:
+    """A path as a user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _relative(path: Path, folder: Path) -> str:
+    import os
+
+    return os.path.relpath(path, folder)
+
+
+def continue_command(sweep_dir: str, argv: Sequence[str] | None = None) -> str:
+    """The command line that continues a stopped sweep: this process's own arguments, with the
+    sweep's folder and the launcher's resume switch (each argument quoted for a POSIX shell)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    kept = [a for a in argv if not a.startswith(("hydra.sweep.dir=", f"{RESUME_KEY}="))]
+    words = [*kept, f"hydra.sweep.dir={sweep_dir}", f"{RESUME_KEY}=true"]
+    return " ".join(["oodmix-train", *(shlex.quote(w) for w in words)])
+
+
+def recorded_value(cfg: DictConfig) -> tuple[float] | None:
+    """(the value the job handed to Hydra,) when its folder holds metrics.json (a job that
+    finished before its sweep was stopped); None otherwise."""
+    import json
+
+    path = job_folder(cfg) / "metrics.json"
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    return (float(metrics[str(cfg.optimized_metric)]),)

@@ -1,0 +1,291 @@
+"""Stopping and continuing a group of jobs trained together: the group's checkpoint holds the
+members' selection and bookkeeping, SIGTERM or Ctrl+C stops a sweep with a command that
+continues it, and the continued sweep writes every job's metrics.json byte for byte as a sweep
+that was never stopped."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from oodmix.config.run_dirs import check_sweep_dir
+from oodmix.config.validation import ConfigError
+from oodmix.detectors import MaxSoftmaxScore
+from oodmix.failures import TrainingDiverged
+from oodmix.stacking.checkpoint import (
+    GroupState,
+    continue_command,
+    group_state,
+    restore_group_state,
+)
+from oodmix.stacking.selection import MemberSelection
+
+BIN = Path(sys.executable).parent
+K = 3
+
+
+class _Stack(nn.Module):
+    """Stands in for a StackedNetwork: stacked (K, ...) weights."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.weight = nn.Parameter(torch.randn(K, 4, 2, generator=generator))
+        self.bias = nn.Parameter(torch.randn(K, 2, generator=generator))
+
+    def stacked_state(self) -> dict[str, torch.Tensor]:
+        return {"weight": self.weight, "bias": self.bias}
+
+
+def _epoch(selection: MemberSelection, epoch: int, failed: dict | None = None) -> None:
+    """One validation epoch of the selection: K members' logits on 40 points."""
+    generator = torch.Generator().manual_seed(100 + epoch)
+    trainer = SimpleNamespace(
+        state=SimpleNamespace(fn="fit"), current_epoch=epoch, global_step=10 * (epoch + 1)
+    )
+    module = SimpleNamespace(net=_Stack(epoch), failed_members=failed or {})
+    for _ in range(2):
+        logits = torch.randn(K, 20, 2, generator=generator) * 3
+        is_id = torch.randint(0, 2, (K, 20), generator=generator)
+        batch = {"is_id": is_id}
+        selection.on_validation_batch_end(trainer, module, {"logits": logits}, batch, 0)
+    selection.on_validation_epoch_end(trainer, module)
+
+
+def _saved_and_loaded(state: dict, tmp_path: Path) -> dict:
+    """Through a file, read as checkpoints are read (weights_only=True)."""
+    path = tmp_path / "state.pt"
+    torch.save(state, path)
+    return torch.load(path, weights_only=True)
+
+
+def _identical(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal values, nan where the other has nan."""
+    return a.shape == b.shape and bool(torch.isclose(a, b, rtol=0, atol=0, equal_nan=True).all())
+
+
+def _same_selection(a: MemberSelection, b: MemberSelection) -> None:
+    assert torch.equal(a.best_f1, b.best_f1) and torch.equal(a.best_epoch, b.best_epoch)
+    assert a.best_state.keys() == b.best_state.keys()
+    for name in a.best_state:
+        assert torch.equal(a.best_state[name], b.best_state[name])
+    assert len(a.history) == len(b.history)
+    for (e1, s1, v1), (e2, s2, v2) in zip(a.history, b.history, strict=True):
+        assert (e1, s1) == (e2, s2) and _identical(v1["val/f1"], v2["val/f1"])
+
+
+def test_member_selection_state_round_trip(tmp_path: Path) -> None:
+    """A selection restored from its state_dict (through a weights_only file) is the one that
+    saved it, and goes on choosing as it would have: best F1, epochs, weights, history."""
+    deltas = [0.6, 0.7, 0.8]
+    going_on = MemberSelection(MaxSoftmaxScore(), deltas)
+    for epoch in range(3):
+        _epoch(going_on, epoch, failed={1: "diverged"} if epoch == 2 else None)
+    restored = MemberSelection(MaxSoftmaxScore(), deltas)
+    restored.load_state_dict(_saved_and_loaded(going_on.state_dict(), tmp_path))
+    _same_selection(restored, going_on)
+    for selection in (going_on, restored):
+        _epoch(selection, 3, failed={1: "diverged"})
+    _same_selection(restored, going_on)
+    assert restored.best_epoch.tolist() != [-1] * K
+
+
+def test_group_state_round_trip(tmp_path: Path) -> None:
+    """The module's member bookkeeping and the jobs' identity survive a checkpoint file."""
+    terms = {"train/ce": torch.tensor([0.5, float("nan"), 0.25])}
+    module = SimpleNamespace(
+        member_history=[(0, 16, terms), (1, 32, {"train/ce": torch.tensor([0.4, 0.3, 0.2])})],
+        failed_members={1: TrainingDiverged(1, 20, {"ce": float("nan")})},
+    )
+    state = _saved_and_loaded(group_state([4, 5, 6], [["seed=0"], ["seed=1"], ["seed=2"]], module),
+                              tmp_path)  # fmt: skip
+    assert state["jobs"] == [4, 5, 6] and state["overrides"][2] == ["seed=2"]
+    fresh = SimpleNamespace(member_history=[], failed_members={})
+    restore_group_state(state, fresh)
+    assert [(e, s) for e, s, _ in fresh.member_history] == [(0, 16), (1, 32)]
+    for (_, _, a), (_, _, b) in zip(fresh.member_history, module.member_history, strict=True):
+        assert _identical(a["train/ce"], b["train/ce"])
+    error = fresh.failed_members[1]
+    assert isinstance(error, TrainingDiverged) and str(error) == str(module.failed_members[1])
+    assert (error.epoch, error.step) == (1, 20)
+
+
+def test_a_checkpoint_of_other_jobs_is_refused() -> None:
+    callback = GroupState([0, 1], [["seed=0"], ["seed=1"]])
+    module = SimpleNamespace(member_history=[], failed_members={})
+    checkpoint = {"oodmix_group": group_state([0, 2], [[], []], module)}
+    with pytest.raises(RuntimeError, match=r"holds jobs \[0, 2\], not this group's \[0, 1\]"):
+        callback.on_load_checkpoint(None, module, checkpoint)
+
+
+def test_the_continue_command_keeps_the_arguments_and_names_the_folder() -> None:
+    argv = ["-m", "seed=0,1", "model.hidden=[8,8]", "hydra.sweep.dir=old", "plots=false"]
+    assert continue_command("outputs/sweep", argv) == (
+        "oodmix-train -m seed=0,1 'model.hidden=[8,8]' plots=false hydra.sweep.dir=outputs/sweep "
+        "hydra.launcher.resume=true"
+    )
+
+
+def test_only_resume_opens_a_sweep_folder_that_holds_files(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    check_sweep_dir(sweep, resume=True)  # nothing there: the sweep starts
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("{}")
+    with pytest.raises(ConfigError, match=r"continue the sweep that stopped there with hydra\."):
+        check_sweep_dir(sweep, resume=False)
+    check_sweep_dir(sweep, resume=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"holds files but no sweep \(no multirun.yaml\)"):
+        check_sweep_dir(other, resume=True)
+
+
+# Two groups of two jobs (the objectives differ): the first finishes, the second is stopped.
+# One optimiser step per Lightning batch and 20 epochs, so that a signal lands mid-epoch.
+SWEEP = [
+    "-m",
+    "loss=ce_kl,ce_kl_mixup",
+    "seed=0,1",
+    "trainer.max_epochs=20",
+    "data.steps_per_chunk=1",
+    "plots=false",
+]
+JOBS = ["0", "1", "2", "3"]
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "oodmix-train"), *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sweep that is never stopped."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    result = _run([*SWEEP, "hydra.sweep.dir=sweep"], cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder / "sweep"
+
+
+def _stop(cwd: Path, signum: int) -> subprocess.CompletedProcess:
+    """The sweep into cwd/sweep, sent `signum` once the second group has written its
+    checkpoint (the first group is then finished)."""
+    process = subprocess.Popen(
+        [str(BIN / "oodmix-train"), *SWEEP, "hydra.sweep.dir=sweep"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    written = cwd / "sweep" / "2" / "checkpoints" / "group.ckpt"
+    deadline = time.monotonic() + 300
+    while not written.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # into the next epochs, between two optimiser steps
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.name != "multirun.yaml"  # Hydra's sweeper writes it before the launcher refuses
+    }
+
+
+def _continue(command: str, cwd: Path) -> subprocess.CompletedProcess:
+    words = shlex.split(command)
+    assert words[0] == "oodmix-train"
+    return _run(words[1:], cwd=cwd)
+
+
+def _same_metrics(sweep: Path, uninterrupted: Path) -> None:
+    for job in JOBS:
+        assert (sweep / job / "metrics.json").read_bytes() == (
+            uninterrupted / job / "metrics.json"
+        ).read_bytes(), job
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_sweep_continues_to_the_same_metrics(tmp_path, uninterrupted, signum):
+    """A real sweep, a real signal in its second group, the printed command: every job's
+    metrics.json as the sweep that was never stopped; the finished group is not trained again
+    and the group's checkpoint is gone at the end."""
+    stopped = _stop(tmp_path, signum)
+    sweep = tmp_path / "sweep"
+    assert stopped.returncode == 128 + signum, stopped.stderr
+    saved = sweep / "2" / "checkpoints" / "group-interrupted.ckpt"
+    last = stopped.stderr.strip().splitlines()[-1]
+    name = signal.Signals(signum).name
+    assert last.startswith(f"oodmix-train: stopped by {name} at epoch "), last
+    command = (
+        "oodmix-train -m loss=ce_kl,ce_kl_mixup seed=0,1 trainer.max_epochs=20 "
+        "data.steps_per_chunk=1 plots=false hydra.sweep.dir=sweep hydra.launcher.resume=true"
+    )
+    assert last.endswith(
+        f"(jobs #2, #3 trained together, saved in {saved.relative_to(tmp_path)}); continue the "
+        f"sweep with: {command}"
+    ), last
+    checkpoint = torch.load(saved, weights_only=True)
+    assert checkpoint["oodmix_group"]["jobs"] == [2, 3]
+    assert 0 < checkpoint["epoch"] < 19
+    for job in ("2", "3"):
+        assert json.loads((sweep / job / "checkpoints" / "group.json").read_text())["jobs"] == [
+            2,
+            3,
+        ]
+        assert not (sweep / job / "metrics.json").exists()
+    finished = {job: (sweep / job / "metrics.json").stat().st_mtime_ns for job in ("0", "1")}
+
+    if signum == signal.SIGTERM:  # a changed setting is refused, nothing written
+        before = _snapshot(sweep)
+        refused = _continue(command + " beta=0.5", cwd=tmp_path)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.strip().splitlines() == [
+            "oodmix-train: error: hydra.launcher.resume=true is not allowed with beta=0.5: "
+            "sweep/0/checkpoints/last.ckpt (job #0) was trained with beta=1.0; continue with the "
+            "same settings (only trainer.max_epochs, trainer.max_steps, progress, quiet may "
+            "change) or start a new sweep"
+        ]
+        assert _snapshot(sweep) == before
+
+    resumed = _continue(command, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "jobs #2, #3: resumed from sweep/2/checkpoints/group-interrupted.ckpt" in resumed.stdout
+    assert "jobs #0, #1: finished" in resumed.stdout
+    _same_metrics(sweep, uninterrupted)
+    assert {job: (sweep / job / "metrics.json").stat().st_mtime_ns for job in ("0", "1")} == (
+        finished
+    )
+    assert not list(sweep.rglob("group*"))  # the group's checkpoints and records are gone
+    assert "hydra.launcher.resume" not in (sweep / "2" / ".hydra" / "hydra.yaml").read_text()
+    assert len(list((sweep / "2" / ".hydra").glob("resumed_*/overrides.yaml"))) == 1
+    assert (sweep / "table.md").is_file()
+
+
+@pytest.mark.slow
+def test_a_killed_group_resumes_from_its_latest_checkpoint(tmp_path, uninterrupted):
+    """SIGKILL: no interrupted checkpoint, the group goes on from checkpoints/group.ckpt."""
+    killed = _stop(tmp_path, signal.SIGKILL)
+    sweep = tmp_path / "sweep"
+    assert killed.returncode == -signal.SIGKILL
+    assert not (sweep / "2" / "checkpoints" / "group-interrupted.ckpt").exists()
+    resumed = _run([*SWEEP, "hydra.sweep.dir=sweep", "hydra.launcher.resume=true"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "jobs #2, #3: resumed from sweep/2/checkpoints/group.ckpt" in resumed.stdout
+    _same_metrics(sweep, uninterrupted)
