@@ -50,6 +50,10 @@ class StackedLauncherConf:
     # The largest group (its members are trained side by side, so this bounds the memory a
     # group takes); None: no limit. hydra.launcher.max_members=4 on the command line.
     max_members: int | None = None
+    # Continue a stopped sweep in its folder (hydra.sweep.dir=<the sweep's folder>
+    # hydra.launcher.resume=true): finished jobs are kept, stopped ones resume from their
+    # checkpoints (oodmix.stacking.continuing).
+    resume: bool = False
 
 
 ConfigStore.instance().store(
@@ -121,7 +125,7 @@ class StackedLauncher(Launcher):
     """Runs the jobs of each launch in groups that are trained together, one group after the
     other (see the module's docstring)."""
 
-    def __init__(self, max_members: int | None = None) -> None:
+    def __init__(self, max_members: int | None = None, resume: bool = False) -> None:
         if max_members is not None and (isinstance(max_members, bool) or max_members < 1):
             from oodmix.config.validation import ConfigError
 
@@ -130,6 +134,7 @@ class StackedLauncher(Launcher):
                 "number >= 1 (the most jobs trained together), or null for no limit"
             )
         self.max_members = max_members
+        self.resume = bool(resume)
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -168,6 +173,13 @@ class StackedLauncher(Launcher):
             self._log_groups(groups, configs)
 
         runs: list[JobReturn | None] = [None] * len(configs)
+        if self.resume:  # every job checked before any runs; finished ones are not run again
+            from oodmix.stacking import continuing
+
+            log.info(f"Continuing the sweep in {self.config.hydra.sweep.dir}")
+            groups, recorded = continuing.continue_sweep(groups, configs, log.info)
+            for i, value in recorded.items():
+                runs[i] = continuing.recorded_return(configs[i], value)
         for group in groups:
             if len(group) == 1:
                 runs[group[0]] = self._run_alone(configs[group[0]])

@@ -21,7 +21,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from oodmix.config.errors import debugging, describe
 from oodmix.config.run_checks import check_run_builds
-from oodmix.config.run_dirs import check_no_resume_in_sweep, check_run_dir, release_unused_claims
+from oodmix.config.run_dirs import (
+    check_no_resume_in_sweep,
+    check_run_dir,
+    check_sweep_dir,
+    release_unused_claims,
+)
 from oodmix.config.unused_settings import check_run, check_sweep
 from oodmix.config.validation import ConfigError, validate
 
@@ -74,7 +79,9 @@ class CheckBeforeWriting(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            check_run_dir(Path(config.hydra.sweep.dir), None, key="hydra.sweep.dir")
+            # hydra.launcher.resume=true (stacked launcher): a stopped sweep's folder goes on.
+            resume = bool((config.hydra.get("launcher") or {}).get("resume", False))
+            check_sweep_dir(Path(config.hydra.sweep.dir), resume)
             check_no_resume_in_sweep(_sweep_values(config, "ckpt_path"))
             validate(config)
             check_sweep(config)

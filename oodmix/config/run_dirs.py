@@ -94,6 +94,27 @@ def check_run_dir(folder: Path, ckpt_path: Any, key: str = "hydra.run.dir") -> N
     )
 
 
+def check_sweep_dir(folder: Path, resume: bool = False) -> None:
+    """hydra.sweep.dir must be new or empty, as a run folder must; with the stacked launcher's
+    hydra.launcher.resume=true it may also be the folder of a sweep that an earlier command
+    started (it holds Hydra's multirun.yaml), which the launcher continues
+    (oodmix.stacking.continuing). An empty or new folder then starts the sweep there."""
+    if _is_empty(folder):
+        return
+    if not resume:
+        raise ConfigError(
+            f"hydra.sweep.dir={folder} is not allowed: the folder already holds files and oodmix "
+            "never writes over an earlier run; choose a new folder (or continue the sweep that "
+            "stopped there with hydra.launcher.resume=true)"
+        )
+    if (folder / "multirun.yaml").is_file():
+        return
+    raise ConfigError(
+        f"hydra.sweep.dir={folder} is not allowed with hydra.launcher.resume=true: the folder "
+        "holds files but no sweep (no multirun.yaml); give the folder of the sweep to continue"
+    )
+
+
 def check_no_resume_in_sweep(ckpt_paths: list[Any]) -> None:
     """Refuse a multirun that resumes a run: a resumed run goes on in its own folder, and a
     sweep writes each job into a folder of its own."""

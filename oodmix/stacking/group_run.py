@@ -45,6 +45,7 @@ class StackedGroup:
 
     def __init__(self, configs: Sequence[DictConfig]) -> None:
         self.configs = list(configs)
+        self._registered: dict[int, Any] = {}  # job -> Hydra's registered config (_as_job)
         self.jobs = []
         for k, cfg in enumerate(self.configs):
             # Resolved while job k is Hydra's current job (`${hydra:...}` values are its own).
@@ -55,8 +56,16 @@ class StackedGroup:
         self.values: list[float | None] = [None] * len(configs)
 
     def _as_job(self, k: int) -> None:
-        """Make job k the current job: what Hydra's config and oodmix's helpers read."""
-        HydraConfig.instance().set_config(self.configs[k])
+        """Make job k the current job: what Hydra's config and oodmix's helpers read.
+
+        HydraConfig.set_config copies the job's Hydra section (tens of milliseconds), and a job
+        becomes the current one several times: the copy is made once per job and registered
+        again afterwards, as the stacked launcher restores a registered config."""
+        hydra_config = HydraConfig.instance()
+        if k not in self._registered:
+            hydra_config.set_config(self.configs[k])
+            self._registered[k] = hydra_config.cfg
+        hydra_config.cfg = self._registered[k]
 
     def run(self) -> list[float | None]:
         from oodmix.reporting.jobs import FAILURE_FILE
@@ -97,9 +106,21 @@ class StackedGroup:
         return sorted(self.parts)
 
     def _train(self, members: list[int]) -> None:
-        from hydra.utils import instantiate
+        """Train the members as one model, then write each job's files (`_finish`).
 
+        The group's checkpoint (oodmix.stacking.checkpoint: <first job>/checkpoints/group.ckpt
+        and, on SIGTERM or Ctrl+C, group-interrupted.ckpt) is written while it trains and
+        resumed from when the group finds one (a sweep continued with
+        hydra.launcher.resume=true); a stop prints the command that continues the sweep and
+        exits 130 or 143, as a solo run does. A member whose folder holds metrics.json (written
+        before the sweep was stopped) keeps it. The checkpoint goes once every member is done.
+        """
+        from hydra.utils import instantiate
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        from oodmix.checkpoints import stop_gracefully_on_signals
         from oodmix.models import OODClassifier
+        from oodmix.stacking.checkpoint import GroupCheckpoint, recorded_value
         from oodmix.stacking.data import MemberStackDataModule
         from oodmix.stacking.networks import StackedNetwork
         from oodmix.stacking.objectives import StackedObjective
@@ -116,6 +137,8 @@ class StackedGroup:
             network,
             objective,
             instantiate(first.model.optimizer),
+            # The first member's settings, which a continued sweep's are compared with.
+            config=OmegaConf.to_container(first, resolve=True),
             gradient_clip_val=first.model.get("gradient_clip_val"),
             gradient_clip_algorithm=first.model.get("gradient_clip_algorithm", "norm"),
             member_rates=rates if len(set(rates)) > 1 else None,
@@ -123,35 +146,52 @@ class StackedGroup:
         selection = MemberSelection(
             instantiate(first.detector), [float(self.jobs[k].delta) for k in members]
         )
+        group = GroupCheckpoint([self.configs[k] for k in members])
+        last = (first.get("callbacks") or {}).get("last_checkpoint") or {}
         trainer = instantiate(
             first.trainer,
-            callbacks=[selection],
+            callbacks=[selection, *group.callbacks(float(last.get("write_every_s", 10)))],
             logger=False,
             enable_progress_bar=False,
-            enable_checkpointing=False,
+            enable_checkpointing=True,  # the group's own checkpoint callbacks, no default one
         )
         self._as_job(members[0])
-        try:
-            trainer.fit(module, datamodule=data)
-        except Exception as error:  # every member failed (or a bug): each job records it
-            for k in members:
-                self._fail(k, module.failed_members.get(members.index(k), error))
-            return
-        for i, k in enumerate(members):
-            if i in module.failed_members:
-                self._fail(k, module.failed_members[i])
-                continue
+        resume_from = group.resume_from()
+        with stop_gracefully_on_signals() as stop:
             try:
-                self._finish(k, i, module, selection, trainer)
-            except Exception as error:
-                self._fail(k, error)
+                try:
+                    trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+                except Exception as error:  # every member failed (or a bug): each job records it
+                    for k in members:
+                        self._fail(k, module.failed_members.get(members.index(k), error))
+                    group.remove()
+                    return
+                for i, k in enumerate(members):
+                    if stop.signum is not None:  # noted while a member was evaluated
+                        raise SIGTERMException()
+                    recorded = recorded_value(self.configs[k])
+                    if recorded is not None:  # written before the sweep was stopped
+                        self.values[k] = recorded[0]
+                        continue
+                    if i in module.failed_members:
+                        self._fail(k, module.failed_members[i])
+                        continue
+                    try:
+                        self._finish(k, i, module, selection, trainer)
+                    except Exception as error:
+                        self._fail(k, error)
+                if stop.signum is not None:  # the group is written; the sweep stops here
+                    raise SIGTERMException()
+            except SIGTERMException:
+                group.exit_interrupted(trainer, stop.name or "SIGTERM")
+        group.remove()
 
     def _finish(
         self, k: int, i: int, group_module: Any, selection: Any, group_trainer: Any
     ) -> None:
         """Job k (member i of the stack): its checkpoints, logs, evaluation and metrics.json,
         as its solo run writes them."""
-        import torch
+        from hydra.utils import instantiate
 
         from oodmix.models import OODClassifier
         from oodmix.train import build_trainer, evaluate, report, write_metrics
@@ -163,7 +203,7 @@ class StackedGroup:
         module = OODClassifier(
             net,
             loss,
-            torch.optim.Adam,  # not used: the module only evaluates and is saved
+            instantiate(cfg.model.optimizer),  # the job's own, as its solo run's module has
             config=run_config,
             gradient_clip_val=cfg.model.get("gradient_clip_val"),
             gradient_clip_algorithm=cfg.model.get("gradient_clip_algorithm", "norm"),
