@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from oodmix.callbacks.own_hooks import OwnHooksOnly
-from oodmix.metrics import best_f1_threshold, precision_recall_f1
+from oodmix.metrics import best_f1_threshold, counts_at_thresholds, precision_recall_f1
 
 
 def _per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -33,7 +33,9 @@ class MemberSelection(OwnHooksOnly, L.Callback):
     def __init__(self, detector: nn.Module, deltas: Sequence[float]) -> None:
         self.detector = detector
         self.fixed_threshold = bool(getattr(detector, "fixed_threshold", False))
-        self.deltas = torch.tensor([float(d) for d in deltas])
+        # float64: each job's delta exactly; counts_at_thresholds rounds it to the scores'
+        # dtype, as the solo run's rule does with the job's Python float.
+        self.deltas = torch.tensor([float(d) for d in deltas], dtype=torch.float64)
         self.best_f1 = torch.full((len(deltas),), -float("inf"), dtype=torch.float64)
         self.best_epoch = torch.full((len(deltas),), -1, dtype=torch.long)
         self.best_state: dict[str, torch.Tensor] = {}
@@ -65,13 +67,23 @@ class MemberSelection(OwnHooksOnly, L.Callback):
         self.history.append((trainer.current_epoch, trainer.global_step, {"val/f1": f1}))
 
     def member_f1(self, scores: torch.Tensor, is_id: torch.Tensor) -> torch.Tensor:
-        """(K,) validation F1 of each member: at its delta, or at its best threshold."""
+        """(K,) validation F1 of each member from its scores and is_id (K, n): at its delta, or
+        at its best threshold, as its solo run's val/f1 is computed (oodmix.metrics).
+
+        At a delta: member k's counts are counts_at_thresholds(scores[k], is_id[k], delta_k),
+        taken for all K members in one batched call (torch.vmap: one (K, n) comparison, no
+        Python loop over members), delta_k rounded to the scores' dtype as in the solo run; its
+        F1 is precision_recall_f1's, the float32 value a solo run logs, widened to float64.
+        At the best threshold: best_f1_threshold per member (its candidates, the member's
+        distinct scores, differ in number from member to member), whose F1 is float64 (the solo
+        run logs it rounded to float32).
+        """
         if self.fixed_threshold:
-            predicted = scores >= self.deltas.to(scores.device)[:, None]
-            truth = is_id.bool()
-            tp = (predicted & truth).sum(dim=1)
-            fp = (predicted & ~truth).sum(dim=1)
-            fn = (~predicted & truth).sum(dim=1)
+            # Rounded to the scores' dtype here, on the CPU (a device may lack float64), as
+            # counts_at_thresholds would round it.
+            dtype = scores.dtype if scores.is_floating_point() else torch.float64
+            deltas = self.deltas.to(dtype).to(scores.device)
+            tp, fp, fn, _ = torch.vmap(counts_at_thresholds)(scores, is_id.bool(), deltas)
             return precision_recall_f1(tp, fp, fn)["f1"].double()
         return torch.tensor(
             [best_f1_threshold(s, t)[1] for s, t in zip(scores, is_id)], dtype=torch.float64
