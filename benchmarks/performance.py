@@ -34,14 +34,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +51,19 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measuring import (
+    load_average,
+    machine,
+    markdown_table,
+    progress,
+    run_oodmix,
+    synchronize,
+    write_results,
+)
 from reference_loop import OBJECTIVES, reference_fit
 
 from oodmix.config.paths import config_dir
-from oodmix.files import save_figure_atomic, write_json_atomic, write_text_atomic
+from oodmix.files import save_figure_atomic
 from oodmix.train import build_run
 
 SIZES = (4_000, 400_000, 4_000_000)
@@ -115,11 +121,6 @@ def run_config(
             cfg.hydra.job.num = 0
         HydraConfig.instance().set_config(cfg)
     return cfg
-
-
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 class Contender:
@@ -314,7 +315,7 @@ def validation_cost(epochs: int, repeats: int, device: str, out: str) -> dict[st
     splits = build_run(config("training")).datamodule.generate().to(torch.device(device))
     steady: dict[str, list[float]] = {"training": [], "validation": []}
     whole: dict[str, list[float]] = {"training": [], "validation": []}
-    load_before = os.getloadavg()
+    load_before = load_average()
     for repeat in range(-1, repeats):  # -1: the warm-up, not recorded
         order = list(steady) if repeat % 2 == 0 else list(reversed(steady))
         for case in order:
@@ -341,8 +342,8 @@ def validation_cost(epochs: int, repeats: int, device: str, out: str) -> dict[st
         "validation_all_ms": steady["validation"],
         "whole_fit_training_all_ms": whole["training"],
         "whole_fit_validation_all_ms": whole["validation"],
-        "load_average_before": list(load_before),
-        "load_average_after": list(os.getloadavg()),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
         "target_ms": TARGET_VALIDATION_MS,
     }
 
@@ -359,40 +360,11 @@ def validation_line(v: dict[str, Any]) -> str:
     )
 
 
-# Runs `python -m oodmix` and, at exit, writes the process's own peak resident memory (VmHWM
-# of its address space). The rusage of a child is no good here: Linux carries the parent's
-# peak across fork and exec, so every child would report at least this benchmark's own peak.
-PEAK_MEMORY_WRAPPER = """
-import atexit, os, runpy, sys
-def report():
-    with open("/proc/self/status") as status:
-        kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
-    with open(os.environ["OODMIX_PEAK_RSS_FILE"], "w") as out:
-        out.write(str(kb))
-atexit.register(report)
-sys.argv[0] = "oodmix"
-runpy.run_module("oodmix", run_name="__main__", alter_sys=True)
-"""
-
-
 def run_process(args: list[str], cwd: str) -> dict[str, float | None]:
     """Wall time and peak resident memory (MB; None without /proc) of `python -m oodmix ...`."""
-    peak_file = Path(cwd) / "peak_rss_kb"
-    peak_file.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OODMIX_PEAK_RSS_FILE": str(peak_file)}
-    start = time.perf_counter()
-    process = subprocess.run(
-        [sys.executable, "-c", PEAK_MEMORY_WRAPPER, *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    wall = time.perf_counter() - start
+    process, wall, peak = run_oodmix(args, cwd, program="oodmix")
     if process.returncode != 0:
         raise RuntimeError(f"oodmix {' '.join(args)} failed:\n{process.stderr}")
-    peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else None
     return {"wall_s": wall, "peak_rss_mb": peak}
 
 
@@ -444,15 +416,21 @@ def format_table(results: dict[str, Any]) -> str:
     """The tables of the parts present in `results`, in markdown."""
     lines: list[str] = []
     if results.get("training"):
-        lines += [
-            "| device | points | objective | oodmix (s) | plain PyTorch (s) | ratio |",
-            "|---|---:|---|---:|---:|---:|",
-        ]
-        for r in results["training"]:
-            lines.append(
-                f"| {r['device']} | {r['n_points']:,} | {r['objective']} | {r['oodmix_s']:.3f} "
-                f"| {r['reference_s']:.3f} | {r['ratio']:.2f} |"
-            )
+        lines += markdown_table(
+            ["device", "points", "objective", "oodmix (s)", "plain PyTorch (s)", "ratio"],
+            "lrlrrr",
+            (
+                [
+                    r["device"],
+                    f"{r['n_points']:,}",
+                    r["objective"],
+                    f"{r['oodmix_s']:.3f}",
+                    f"{r['reference_s']:.3f}",
+                    f"{r['ratio']:.2f}",
+                ]
+                for r in results["training"]
+            ),
+        )
         steps, batch = results["training"][0]["steps"], results["training"][0]["batch_size"]
         lines += [
             "",
@@ -461,28 +439,41 @@ def format_table(results: dict[str, Any]) -> str:
             "",
         ]
     if results.get("epochs"):
-        lines += [
-            "| device | points | steps per epoch | seconds per epoch | µs per point |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for e in results["epochs"]:
-            lines.append(
-                f"| {e['device']} | {e['n_points']:,} | {e['steps_per_epoch']:,} | "
-                f"{e['epoch_s']:.3f} | {e['us_per_point']:.3f} |"
-            )
+        lines += markdown_table(
+            ["device", "points", "steps per epoch", "seconds per epoch", "µs per point"],
+            "lrrrr",
+            (
+                [
+                    e["device"],
+                    f"{e['n_points']:,}",
+                    f"{e['steps_per_epoch']:,}",
+                    f"{e['epoch_s']:.3f}",
+                    f"{e['us_per_point']:.3f}",
+                ]
+                for e in results["epochs"]
+            ),
+        )
         lines.append("")
     if results.get("validation"):
-        lines += [
-            "| device | points | objective | training only (ms/epoch) | with validation "
-            "(ms/epoch) | validation cost (ms/epoch) | over a whole fit (ms/epoch) |",
-            "|---|---:|---|---:|---:|---:|---:|",
-        ]
-        for v in results["validation"]:
-            lines.append(
-                f"| {v['device']} | {v['n_points']:,} | {v['objective']} "
-                f"| {v['training_ms_per_epoch']:.2f} | {v['validation_ms_per_epoch']:.2f} "
-                f"| {v['validation_cost_ms']:.2f} | {v['whole_fit_validation_cost_ms']:.2f} |"
-            )
+        header = ["device", "points", "objective", "training only (ms/epoch)"]
+        header += ["with validation (ms/epoch)", "validation cost (ms/epoch)"]
+        header += ["over a whole fit (ms/epoch)"]
+        lines += markdown_table(
+            header,
+            "lrlrrrr",
+            (
+                [
+                    v["device"],
+                    f"{v['n_points']:,}",
+                    v["objective"],
+                    f"{v['training_ms_per_epoch']:.2f}",
+                    f"{v['validation_ms_per_epoch']:.2f}",
+                    f"{v['validation_cost_ms']:.2f}",
+                    f"{v['whole_fit_validation_cost_ms']:.2f}",
+                ]
+                for v in results["validation"]
+            ),
+        )
         v = results["validation"][0]
         lines += [
             "",
@@ -496,16 +487,24 @@ def format_table(results: dict[str, Any]) -> str:
         ]
     process = results.get("process")
     if process:
-        lines += [
-            "| whole process | value |",
-            "|---|---:|",
-            f"| default `oodmix-train` (wall, median) | {process['default_run_s']:.1f} s |",
-            f"| of which starting Python and importing torch, Lightning, torchmetrics, Hydra "
-            f"| {process['imports_s']:.1f} s |",
-            f"| default `oodmix-train` peak RSS | {process['default_run_peak_rss_mb']:.0f} MB |",
-            f"| 15-job multirun, per job | {process['multirun_per_job_s']:.2f} s |",
-            f"| 4M-point run (1 epoch) peak RSS | {process['run_4m_points_peak_rss_mb']:.0f} MB |",
-        ]
+        imports = "of which starting Python and importing torch, Lightning, torchmetrics, Hydra"
+        lines += markdown_table(
+            ["whole process", "value"],
+            "lr",
+            [
+                ["default `oodmix-train` (wall, median)", f"{process['default_run_s']:.1f} s"],
+                [imports, f"{process['imports_s']:.1f} s"],
+                [
+                    "default `oodmix-train` peak RSS",
+                    f"{process['default_run_peak_rss_mb']:.0f} MB",
+                ],
+                ["15-job multirun, per job", f"{process['multirun_per_job_s']:.2f} s"],
+                [
+                    "4M-point run (1 epoch) peak RSS",
+                    f"{process['run_4m_points_peak_rss_mb']:.0f} MB",
+                ],
+            ],
+        )
     return "\n".join(lines).strip()
 
 
@@ -552,16 +551,6 @@ def devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
@@ -591,7 +580,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     previous = args.out / "performance.json"
     if args.only and previous.is_file():  # keep the parts not measured now
         results = {**json.loads(previous.read_text()), **results}
-    progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory() as workdir:
         if "training" in parts:
             results.update(training=[], repeats=args.repeats)
@@ -622,9 +610,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "process" in parts:
             results["process"] = whole_process(3, workdir)
     table = format_table(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.out / "performance.json", results)
-    write_text_atomic(args.out / "table.md", table + "\n")
+    write_results(args.out, "performance.json", results, table)
     written = ["performance.json", "table.md"]
     if results.get("training") and results.get("epochs"):
         save_figure_atomic(plot(results), args.out / "performance.png")

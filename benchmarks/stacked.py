@@ -49,7 +49,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -59,6 +58,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measuring import (
+    load_average,
+    machine,
+    markdown_table,
+    peak_rss_mb,
+    progress,
+    run_oodmix,
+    synchronize,
+    write_results,
+)
 
 DEFAULT_OUT = Path("outputs/benchmarks/stacked")
 DEFAULT_MEMBERS = (1, 4, 16, 48, 192)
@@ -93,10 +104,6 @@ MEMBER_RATIO = (192, 48, 1.2)
 GPU_RATIO = (1000, 1, 3.0)
 
 
-def progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------- pure helpers
 
 
@@ -116,8 +123,8 @@ def parse_members(text: str) -> list[int]:
 
 
 def load_sample() -> list[float]:
-    """The 1-, 5- and 15-minute load averages."""
-    return [round(x, 2) for x in os.getloadavg()]
+    """The 1-, 5- and 15-minute load averages, to 2 decimals."""
+    return load_average(digits=2)
 
 
 def settle(max_wait_s: float, poll_s: float = 2.0) -> float:
@@ -273,20 +280,27 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 
 def format_sweeps(sweeps: list[dict[str, Any]], repeats: int) -> str:
-    lines = [
-        "| sweep | jobs | groups (stacked) | basic (s) | stacked (s) | basic / stacked "
-        "| target | peak RSS basic / stacked (MB) | max metric difference |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = ["sweep", "jobs", "groups (stacked)", "basic (s)", "stacked (s)"]
+    header += ["basic / stacked", "target", "peak RSS basic / stacked (MB)"]
+    header += ["max metric difference"]
+    rows = []
     for s in sweeps:
         verdict = "met" if s["meets_target"] else "missed"
         difference = s["max_metric_difference"]
-        lines.append(
-            f"| {s['sweep']} | {s['jobs']} | {s['groups_stacked'] or '-'} | {s['basic_s']:.1f} "
-            f"| {s['stacked_s']:.1f} | {_num(s['ratio'])}x | >= {s['target']:g}x ({verdict}) "
-            f"| {_mb(s['basic_peak_rss_mb'])} / {_mb(s['stacked_peak_rss_mb'])} "
-            f"| {'-' if difference is None else format(difference, '.1e')} |"
+        rows.append(
+            [
+                s["sweep"],
+                s["jobs"],
+                s["groups_stacked"] or "-",
+                f"{s['basic_s']:.1f}",
+                f"{s['stacked_s']:.1f}",
+                f"{_num(s['ratio'])}x",
+                f">= {s['target']:g}x ({verdict})",
+                f"{_mb(s['basic_peak_rss_mb'])} / {_mb(s['stacked_peak_rss_mb'])}",
+                "-" if difference is None else format(difference, ".1e"),
+            ]
         )
+    lines = markdown_table(header, "lrrrrrrrr", rows)
     lines.append("")
     lines.append(
         f"Whole commands (subprocesses), medians of {repeats} alternated runs per launcher; "
@@ -307,18 +321,24 @@ def format_sweeps(sweeps: list[dict[str, Any]], repeats: int) -> str:
 
 
 def format_members(part: dict[str, Any]) -> str:
-    lines = [
-        "| K | path | total (s) | setup (s) | fit (s) | after fit (s) | s per member "
-        "| fit ms per member-epoch | peak RSS (MB) | load (start / end) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    header = ["K", "path", "total (s)", "setup (s)", "fit (s)", "after fit (s)"]
+    header += ["s per member", "fit ms per member-epoch", "peak RSS (MB)", "load (start / end)"]
+    rows = [
+        [
+            f"{r['k']:,}",
+            r["path"],
+            f"{r['total_s']:.2f}",
+            f"{r['setup_s']:.2f}",
+            f"{r['fit_s']:.2f}",
+            f"{r['finish_s']:.2f}",
+            f"{r['s_per_member']:.3f}",
+            f"{r['fit_ms_per_member_epoch']:.2f}",
+            _mb(r["peak_rss_mb"]),
+            _load((r["load_before"], r["load_after"])),
+        ]
+        for r in part["rows"]
     ]
-    for r in part["rows"]:
-        lines.append(
-            f"| {r['k']:,} | {r['path']} | {r['total_s']:.2f} | {r['setup_s']:.2f} "
-            f"| {r['fit_s']:.2f} | {r['finish_s']:.2f} | {r['s_per_member']:.3f} "
-            f"| {r['fit_ms_per_member_epoch']:.2f} | {_mb(r['peak_rss_mb'])} "
-            f"| {_load((r['load_before'], r['load_after']))} |"
-        )
+    lines = markdown_table(header, "rlrrrrrrrr", rows)
     q = part["ratio"]
     if q["value"] is None:
         verdict = f" (needs K={q['large']} and K={q['small']})"
@@ -393,53 +413,18 @@ def plot(results: dict[str, Any]):
 
 # --------------------------------------------------------------------------- part 1: sweeps
 
-# Runs `python -m oodmix ...` (what `oodmix-train ...` runs) and, at exit, writes the process's
-# own peak resident memory (VmHWM). A child's rusage is no good here: Linux carries the
-# parent's peak across fork and exec, so every child would report at least this benchmark's.
-PEAK_MEMORY_WRAPPER = """
-import atexit, os, runpy, sys
-def report():
-    with open("/proc/self/status") as status:
-        kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
-    with open(os.environ["OODMIX_PEAK_RSS_FILE"], "w") as out:
-        out.write(str(kb))
-atexit.register(report)
-sys.argv[0] = "oodmix-train"
-runpy.run_module("oodmix", run_name="__main__", alter_sys=True)
-"""
-
-
-def peak_rss_mb() -> float | None:
-    """This process's peak resident memory in MB (None without /proc)."""
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
-    except (OSError, StopIteration):
-        return None
-
 
 def run_sweep(args: Sequence[str], workdir: Path, settle_s: float) -> dict[str, Any]:
     """Wall time, peak RSS (MB) and number of groups (stacked) of one `oodmix-train` command."""
-    peak_file = workdir / "peak_rss_kb"
-    peak_file.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OODMIX_PEAK_RSS_FILE": str(peak_file)}
     settled = settle(settle_s)
     load_before = load_sample()
-    start = time.perf_counter()
-    process = subprocess.run(
-        [sys.executable, "-c", PEAK_MEMORY_WRAPPER, *args],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    wall = time.perf_counter() - start
+    process, wall, peak = run_oodmix(args, workdir, program="oodmix-train", keep_stdout=True)
     if process.returncode != 0:
         raise RuntimeError(f"oodmix-train {' '.join(args)} failed:\n{process.stderr[-4000:]}")
     groups = re.search(r"\d+ jobs in (\d+) groups?", process.stdout + process.stderr)
     return {
         "wall_s": wall,
-        "peak_rss_mb": int(peak_file.read_text()) / 1024 if peak_file.exists() else None,
+        "peak_rss_mb": peak,
         "groups": int(groups.group(1)) if groups else None,
         "settle_s": settled,
         "load_before": load_before,
@@ -528,10 +513,7 @@ class GroupClock:
         self.finishes: list[float] = []
 
     def _sync(self) -> None:
-        if self.device == "cuda":
-            import torch
-
-            torch.cuda.synchronize()
+        synchronize(self.device)
 
     def __enter__(self) -> GroupClock:
         from lightning.pytorch import Trainer
@@ -665,18 +647,6 @@ def measure_members(
 # --------------------------------------------------------------------------- command
 
 
-def machine() -> dict[str, Any]:
-    import torch
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -711,9 +681,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     except ValueError as error:
         p.error(f"--members / --gpu-members: {error}")
 
-    from oodmix.files import save_figure_atomic, write_json_atomic, write_text_atomic
+    from oodmix.files import save_figure_atomic
 
     if args.one_group is not None:  # the child of group_process
+        from oodmix.files import write_json_atomic
+
         result = one_group(args.one_group, args.epochs, args.device, args.forced)
         write_json_atomic(args.result, result)
         return result
@@ -755,9 +727,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 results["gpu"] = {"device": "cuda", "rows": None, "note": note}
     results["load_average_end"] = load_sample()
     table = format_report(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.out / "stacked.json", results)
-    write_text_atomic(args.out / "table.md", table + "\n")
+    write_results(args.out, "stacked.json", results, table)
     save_figure_atomic(plot(results), args.out / "stacked.png")
     print(table)
     print(f"\nwritten to {args.out}/stacked.json, stacked.png, table.md")
