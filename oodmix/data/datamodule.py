@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 import lightning as L
 import torch
@@ -52,7 +53,82 @@ class OODSplits:
         return self.map(lambda t: t.to(device))
 
 
-class OODDataModule(L.LightningDataModule):
+class SplitsDataModule(L.LightningDataModule):
+    """What every oodmix datamodule does with splits that live on the training device, for one
+    run (`OODDataModule`) or a stack of runs (`oodmix.stacking.data.MemberStackDataModule`):
+    evaluation loaders over `splits`, no per-batch transfer, mixing after transfer.
+
+    Subclasses set `splits` in `setup` and give `eval_batch_size`, `parts` and
+    `add_mixed_parts`; `points_dim` is the dimension along which an evaluation set's points lie
+    (0 for one run's x (n, D); 1 for a stack's x (K, n, D)).
+    """
+
+    points_dim: ClassVar[int] = 0
+    splits: OODSplits | None
+    eval_batch_size: int
+    parts: frozenset[str]
+
+    def add_mixed_parts(self, batch: dict) -> dict:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        if self.trainer is not None:
+            return self.trainer.strategy.root_device
+        return torch.device("cpu")
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def _require_splits(self) -> OODSplits:
+        if self.splits is None:
+            raise RuntimeError("call setup() before asking for data")
+        return self.splits
+
+    def _eval_batches(self, eval_set: EvalSet) -> EvalBatches:
+        rank, world_size = self._rank_and_world()
+        return EvalBatches(
+            eval_set.x,
+            eval_set.is_id,
+            eval_set.y,
+            self.eval_batch_size,
+            rank,
+            world_size,
+            dim=self.points_dim,
+        )
+
+    def val_dataloader(self) -> EvalBatches:
+        return self._eval_batches(self._require_splits().val)
+
+    @property
+    def test_set_names(self) -> list[str]:
+        """Metric prefixes of the test dataloaders, in order: "test", then any extra sets."""
+        return ["test", *(self.splits.extra_tests if self.splits else {})]
+
+    def test_dataloader(self) -> EvalBatches | list[EvalBatches]:
+        splits = self._require_splits()
+        if not splits.extra_tests:
+            return self._eval_batches(splits.test)
+        return [self._eval_batches(s) for s in (splits.test, *splits.extra_tests.values())]
+
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        # The splits already live on the training device (setup), so batches are born there;
+        # Lightning's generic transfer would walk every tensor of every step for nothing.
+        if self.splits is not None and self.splits.id_x.device == device:
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def on_after_batch_transfer(self, batch: dict | list[dict], dataloader_idx: int):
+        # Training batches are chunks (lists of step batches); evaluation batches are dicts.
+        if isinstance(batch, list) and self.parts & MIXED_PARTS:
+            for step_batch in batch:
+                self.add_mixed_parts(step_batch)
+        return batch
+
+
+class OODDataModule(SplitsDataModule):
     """Base of oodmix datasets: subclasses implement `generate()`, set num_features, num_classes.
 
     Training batches are dicts (the batch contract of docs/architecture.md):
@@ -118,12 +194,6 @@ class OODDataModule(L.LightningDataModule):
             )
         self.parts = parts
 
-    @property
-    def device(self) -> torch.device:
-        if self.trainer is not None:
-            return self.trainer.strategy.root_device
-        return torch.device("cpu")
-
     def setup(self, stage: str | None = None) -> None:
         # Generated once on the CPU (the same numbers on any device), then moved once to the
         # training device, where they stay for the whole run.
@@ -131,11 +201,6 @@ class OODDataModule(L.LightningDataModule):
             self.splits = self.generate()
         if self.splits.id_x.device != self.device:
             self.splits = self.splits.to(self.device)
-
-    def _rank_and_world(self) -> tuple[int, int]:
-        if self.trainer is None:
-            return 0, 1
-        return self.trainer.global_rank, self.trainer.world_size
 
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
@@ -167,31 +232,6 @@ class OODDataModule(L.LightningDataModule):
             parts=self.parts,
         )
 
-    def _eval_batches(self, eval_set: EvalSet) -> EvalBatches:
-        rank, world_size = self._rank_and_world()
-        return EvalBatches(
-            eval_set.x, eval_set.is_id, eval_set.y, self.eval_batch_size, rank, world_size
-        )
-
-    def val_dataloader(self) -> EvalBatches:
-        return self._eval_batches(self._require_splits().val)
-
-    @property
-    def test_set_names(self) -> list[str]:
-        """Metric prefixes of the test dataloaders, in order: "test", then any extra sets."""
-        return ["test", *(self.splits.extra_tests if self.splits else {})]
-
-    def test_dataloader(self) -> EvalBatches | list[EvalBatches]:
-        splits = self._require_splits()
-        if not splits.extra_tests:
-            return self._eval_batches(splits.test)
-        return [self._eval_batches(s) for s in (splits.test, *splits.extra_tests.values())]
-
-    def _require_splits(self) -> OODSplits:
-        if self.splits is None:
-            raise RuntimeError("call setup() before asking for data")
-        return self.splits
-
     def add_mixed_parts(self, batch: dict) -> dict:
         """Add the requested mixed parts (id_mix, ood_mix, cross_mix) to a training batch, on
         its device, with the draws its loader attached (TrainBatches: the run's own stream)."""
@@ -205,18 +245,4 @@ class OODDataModule(L.LightningDataModule):
             x, y = batch["id"]
             draw = draws["cross_mix"]
             batch["cross_mix"] = self.mixup.cross(x, y, batch["ood"], self.num_classes, draw=draw)
-        return batch
-
-    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
-        # The splits already live on the training device (setup), so batches are born there;
-        # Lightning's generic transfer would walk every tensor of every step for nothing.
-        if self.splits is not None and self.splits.id_x.device == device:
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
-    def on_after_batch_transfer(self, batch: dict | list[dict], dataloader_idx: int):
-        # Training batches are chunks (lists of step batches); evaluation batches are dicts.
-        if isinstance(batch, list) and self.parts & MIXED_PARTS:
-            for step_batch in batch:
-                self.add_mixed_parts(step_batch)
         return batch

@@ -101,7 +101,7 @@ class EpochPlan:
     order: ID indices (..., n), taken b per step in turn; ood_order: OOD indices (..., L),
     taken m per step in turn (None: no OOD part); draws: the mixing draws of every step (None:
     no mixed parts); sizes: (b, m) of each step. Leading dimensions (...) are stacked runs
-    (`stack`): every one takes the same positions of its own indices and draws.
+    (`of_runs`): every one takes the same positions of its own indices and draws.
     """
 
     order: torch.Tensor
@@ -110,18 +110,26 @@ class EpochPlan:
     sizes: list[tuple[int, int]]
 
     @classmethod
-    def stack(cls, plans: Sequence[EpochPlan], device: torch.device) -> EpochPlan:
-        """Plans of equal sizes (runs of one config) on a new leading dimension, on `device`."""
-        first = plans[0]
-        if any(p.sizes != first.sizes for p in plans):
+    def of_runs(cls, runs: Sequence[TrainBatches], device: torch.device) -> EpochPlan:
+        """The current epoch's plans of several runs of one config (the members of a stack) on
+        a new leading dimension, on `device`: run k's orders and draws are exactly its own
+        `epoch_plan`'s. Orders are drawn run by run (each its own torch stream), the mixing
+        draws of every run at once (`MixupDraws.of_runs`: tensors built once for all runs)."""
+        first = runs[0]
+        if any(run.step_shape != first.step_shape for run in runs):
             raise ValueError("stacked epoch plans need the same step sizes in every member")
+        sizes = first.step_sizes(first.steps)
+        orders = [run.epoch_orders() for run in runs]
+        draws = None
+        if first.mixes:
+            streams = [run.mixup_stream() for run in runs]
+            mixups = [run.mixup for run in runs]
+            draws = MixupDraws.of_runs(mixups, first.mixed_parts, sizes, streams, device)
         return cls(
-            torch.stack([p.order for p in plans]).to(device),
-            None
-            if first.ood_order is None
-            else torch.stack([p.ood_order for p in plans]).to(device),
-            None if first.draws is None else MixupDraws.stack([p.draws for p in plans], device),
-            first.sizes,
+            torch.stack([order for order, _ in orders]).to(device),
+            None if orders[0][1] is None else torch.stack([ood for _, ood in orders]).to(device),
+            draws,
+            sizes,
         )
 
     def step_batches(
@@ -218,36 +226,48 @@ class TrainBatches(ChunkedSteps):
         plan = self.epoch_plan()
         yield from plan.step_batches(self.id_x, self.id_y, self.ood_x, take=_rows)
 
-    def epoch_plan(self, draws_device: torch.device | None = None) -> EpochPlan:
-        """The current epoch's ID order (n_local,), OOD order and mixing draws.
+    def epoch_plan(self) -> EpochPlan:
+        """The current epoch's ID order (n_local,), OOD order and mixing draws, on the data's
+        device: orders from the torch stream (seed, epoch) (`epoch_orders`), draws from the
+        numpy stream (seed, epoch, rank) (`mixup_stream`)."""
+        sizes = self.step_sizes(self.steps)
+        order, ood_order = self.epoch_orders()
+        draws = None
+        if self.mixes:
+            device = self.id_x.device
+            rng = self.mixup_stream()
+            draws = MixupDraws(self.mixup, self.mixed_parts, sizes, rng, device)
+        return EpochPlan(order, ood_order, draws, sizes)
 
-        The orders are drawn on the data's device from the torch stream (seed, epoch), the
-        draws from the numpy stream (seed, epoch, rank), then moved to `draws_device` (default:
-        the data's device; a stack gathers its members' on the CPU and moves them once).
-        """
+    def epoch_orders(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The current epoch's ID order (n_local,) and OOD order (None without OOD data), drawn
+        on the data's device from the torch stream (seed, epoch)."""
         generator = self._generator()
         device = self.id_x.device
         order = torch.randperm(self.id_x.shape[0], generator=generator, device=device)
         if self.world_size > 1:
             order = order[self.rank :: self.world_size][: self.n_local]
-        steps = self.steps
-        ood_order = None
-        if self.ood_x is not None:
-            # Enough shuffled OOD indices for every process's steps; repeated permutations
-            # when the OOD set is smaller than that. Process r takes every world_size-th one.
-            n_ood = self.ood_x.shape[0]
-            per_step = self.ood_batch_size or self.batch_size
-            needed = steps * per_step * self.world_size
-            ood_order = torch.cat(
-                [
-                    torch.randperm(n_ood, generator=generator, device=device)
-                    for _ in range(-(-needed // n_ood))
-                ]
-            )
-            if self.world_size > 1:
-                ood_order = ood_order[self.rank :: self.world_size]
-        draws = self._mixup_draws(steps, draws_device or device)
-        return EpochPlan(order, ood_order, draws, self.step_sizes(steps))
+        if self.ood_x is None:
+            return order, None
+        # Enough shuffled OOD indices for every process's steps; repeated permutations when
+        # the OOD set is smaller than that. Process r takes every world_size-th one.
+        n_ood = self.ood_x.shape[0]
+        per_step = self.ood_batch_size or self.batch_size
+        needed = self.steps * per_step * self.world_size
+        ood_order = torch.cat(
+            [
+                torch.randperm(n_ood, generator=generator, device=device)
+                for _ in range(-(-needed // n_ood))
+            ]
+        )
+        if self.world_size > 1:
+            ood_order = ood_order[self.rank :: self.world_size]
+        return order, ood_order
+
+    @property
+    def step_shape(self) -> tuple[int, int, int | None, bool]:
+        """What the step sizes follow from: equal for two loaders, equal sizes."""
+        return self.n_local, self.batch_size, self.ood_batch_size, self.drop_last
 
     def step_sizes(self, steps: int) -> list[tuple[int, int]]:
         """(ID, OOD) batch sizes of each of an epoch's steps."""
@@ -257,18 +277,22 @@ class TrainBatches(ChunkedSteps):
             sizes.append((b, self.ood_batch_size or b))
         return sizes
 
-    def _mixup_draws(self, steps: int, device: torch.device) -> MixupDraws | None:
-        if self.mixup is None or not self.mixed_parts:
-            return None
-        # The run's own stream for this epoch (and process): independent of the device and of
-        # any other random numbers drawn in the process.
-        rng = np.random.default_rng([self.seed, self.epoch(), self.rank])
-        return MixupDraws(self.mixup, self.mixed_parts, self.step_sizes(steps), rng, device)
+    @property
+    def mixes(self) -> bool:
+        """Whether step batches carry mixing draws (mixup on and mixed parts requested)."""
+        return self.mixup is not None and bool(self.mixed_parts)
+
+    def mixup_stream(self) -> np.random.Generator:
+        """The run's own mixing stream for the current epoch (and process): independent of the
+        device and of any other random numbers drawn in the process."""
+        return np.random.default_rng([self.seed, self.epoch(), self.rank])
 
 
 class EvalBatches:
     """Sequential batches of an evaluation set: {"x", "is_id", "y"}; every point exactly once.
 
+    The points lie along dimension `dim` of every tensor: 0 for one run's set (x (n, D)), 1
+    for a stack's (x (K, n, D), is_id and y (K, n): each batch's [k] is member k's own batch).
     Under data parallelism each process takes one contiguous shard (see `shard`), so the
     metric states summed across processes count each point once.
     """
@@ -281,15 +305,24 @@ class EvalBatches:
         batch_size: int,
         rank: int = 0,
         world_size: int = 1,
+        dim: int = 0,
     ) -> None:
-        part = shard(x.shape[0], rank, world_size)
-        self.x, self.is_id, self.y = x[part], is_id[part], y[part]
+        part = shard(x.shape[dim], rank, world_size)
+        self.x, self.is_id, self.y = (
+            t.narrow(dim, part.start, part.stop - part.start) for t in (x, is_id, y)
+        )
         self.batch_size = batch_size
+        self.dim = dim
 
     def __len__(self) -> int:
-        return -(-self.x.shape[0] // self.batch_size)
+        return -(-self.x.shape[self.dim] // self.batch_size)
 
     def __iter__(self) -> Iterator[dict]:
-        for start in range(0, self.x.shape[0], self.batch_size):
-            end = start + self.batch_size
-            yield {"x": self.x[start:end], "is_id": self.is_id[start:end], "y": self.y[start:end]}
+        n, dim = self.x.shape[self.dim], self.dim
+        for start in range(0, n, self.batch_size):
+            length = min(self.batch_size, n - start)
+            yield {
+                "x": self.x.narrow(dim, start, length),
+                "is_id": self.is_id.narrow(dim, start, length),
+                "y": self.y.narrow(dim, start, length),
+            }

@@ -67,9 +67,8 @@ class Mixup:
 
     def draw(self, rng: np.random.Generator, n: int, pool: int | None = None) -> Draw:
         """n weights lam ~ Beta(alpha, alpha) and n partners: a permutation of range(n), or,
-        with `pool`, n indices drawn uniformly from range(pool). On the CPU."""
-        lam = rng.beta(self.alpha, self.alpha, size=n)
-        partner = rng.permutation(n) if pool is None else rng.integers(pool, size=n)
+        with `pool`, n indices drawn uniformly from range(pool) (`draw_arrays`). On the CPU."""
+        lam, partner = draw_arrays(rng, self.alpha, n, pool)
         return Draw(torch.from_numpy(lam).float()[:, None], torch.from_numpy(partner))
 
     def sample_lam(self, n: int, rng: np.random.Generator | None = None) -> torch.Tensor:
@@ -134,83 +133,119 @@ class Mixup:
         return x_mix, torch.lerp(uniform, labels, lam)
 
 
+def draw_arrays(
+    rng: np.random.Generator, alpha: float, n: int, pool: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """One draw from a run's stream, what every draw of oodmix is: n weights lam ~ Beta(alpha,
+    alpha) (float64, (n,)), then n partners (int64, (n,)): a permutation of range(n), or, with
+    `pool`, n indices drawn uniformly from range(pool). The order of the two calls is part of
+    the draws: changing it changes every run's numbers."""
+    lam = rng.beta(alpha, alpha, size=n)
+    return lam, rng.permutation(n) if pool is None else rng.integers(pool, size=n)
+
+
 class MixupDraws:
-    """An epoch's mixing draws for every step, from one stream, moved to the device at once.
+    """An epoch's mixing draws for every step, from one stream per run, moved to the device at
+    once.
 
     For each step (ID batch size b, OOD batch size m) and each requested part, in the order of
     MIXED_PARTS: id_mix draws (b; a permutation), ood_mix (m; a permutation), cross_mix (b;
-    partners from m). `step(s)` hands out step s's draws as views: nothing is copied or drawn
-    per step.
+    partners from m), one `draw_arrays` after another from the run's stream. `step(s)` hands out
+    step s's draws as views: nothing is copied or drawn per step.
 
     The epoch's draws are kept whole, per part: `epoch[part]` holds every step's draws one
     after another (lam (T, 1), partner (T,)), and `spans[s][part]` is where step s's lie in
-    them. `stack` puts several runs' epochs on a leading dimension (lam (K, T, 1), partner
-    (K, T)); its `step(s)` then hands out lam (K, n, 1) and partner (K, n).
+    them. `of_runs` draws several runs' epochs at once, on a leading dimension (lam (K, T, 1),
+    partner (K, T)); its `step(s)` then hands out lam (K, n, 1) and partner (K, n), [k] run k's
+    own, bit for bit.
     """
+
+    parts: list[str]
+    spans: list[dict[str, slice]]
+    epoch: dict[str, Draw]
 
     def __init__(
         self,
         mixup: Mixup,
         parts: Iterable[str],
-        sizes: list[tuple[int, int]],
+        sizes: Sequence[tuple[int, int]],
         rng: np.random.Generator,
         device: torch.device,
     ) -> None:
-        parts = [p for p in MIXED_PARTS if p in set(parts)]
-        per_step: list[dict[str, Draw]] = []
-        for b, m in sizes:
-            draws = {}
-            for part in parts:
-                if part == "id_mix":
-                    draws[part] = mixup.draw(rng, b)
-                elif part == "ood_mix":
-                    draws[part] = mixup.draw(rng, m)
-                else:
-                    draws[part] = mixup.draw(rng, b, pool=m)
-            per_step.append(draws)
-        self.parts = parts
-        self.spans: list[dict[str, slice]] = [{} for _ in per_step]
-        # One copy to the device per part for the whole epoch; steps get views of it.
-        self.epoch: dict[str, Draw] = {}
-        for part in parts if per_step else ():
-            self.epoch[part] = Draw(
-                torch.cat([d[part].lam for d in per_step]).to(device),
-                torch.cat([d[part].partner for d in per_step]).to(device),
-            )
-            start = 0
-            for spans, draws in zip(self.spans, per_step):
-                n = draws[part].lam.shape[0]
-                spans[part] = slice(start, start + n)
-                start += n
-        self._steps = self._step_views()
+        """One run's epoch: `of_runs` for a single run, without the leading dimension."""
+        run = self.of_runs([mixup], parts, sizes, [rng], device)
+        epoch = {part: Draw(d.lam[0], d.partner[0]) for part, d in run.epoch.items()}
+        self._set(run.parts, run.spans, epoch)
 
     @classmethod
-    def stack(cls, members: Sequence[MixupDraws], device: torch.device) -> MixupDraws:
-        """The draws of several runs' epochs (the same parts and step sizes) as one, each part's
-        tensors stacked on a new leading dimension and moved to `device` at once."""
-        first = members[0]
-        if any(m.parts != first.parts or len(m.spans) != len(first.spans) for m in members):
-            raise ValueError("stacked mixing draws need the same parts and steps in every member")
-        stacked = cls.__new__(cls)
-        stacked.parts, stacked.spans = first.parts, first.spans
-        stacked.epoch = {
-            part: Draw(
-                torch.stack([m.epoch[part].lam for m in members]).to(device),
-                torch.stack([m.epoch[part].partner for m in members]).to(device),
-            )
-            for part in first.epoch
-        }
-        stacked._steps = stacked._step_views()
-        return stacked
+    def of_runs(
+        cls,
+        mixups: Sequence[Mixup],
+        parts: Iterable[str],
+        sizes: Sequence[tuple[int, int]],
+        rngs: Sequence[np.random.Generator],
+        device: torch.device,
+    ) -> MixupDraws:
+        """K runs' epochs of the same parts and step sizes, run k drawing with mixups[k] from
+        its own stream rngs[k], stacked on a leading dimension K and moved to `device` at once.
 
-    def _step_views(self) -> list[dict[str, Draw]]:
-        """Each step's draws as views of the epoch's tensors (along the draw dimension)."""
-        return [
+        A run's draws come one after another from its stream, so they are drawn one
+        `draw_arrays` at a time, in numpy; the Python around those calls is one loop over the
+        epoch's draws, and the tensors are built once for all runs (one conversion and one copy
+        to the device per part).
+        """
+        parts = [p for p in MIXED_PARTS if p in set(parts)]
+        # Every draw of an epoch in stream order: (part, n, pool), and where it lies in its part.
+        calls: list[tuple[str, int, int | None]] = []
+        spans: list[dict[str, slice]] = []
+        ends = dict.fromkeys(parts, 0)
+        for b, m in sizes:
+            step: dict[str, slice] = {}
+            for part in parts:
+                n, pool = (
+                    (m, None) if part == "ood_mix" else (b, m if part == "cross_mix" else None)
+                )
+                calls.append((part, n, pool))
+                step[part] = slice(ends[part], ends[part] + n)
+                ends[part] += n
+            spans.append(step)
+        draws = cls.__new__(cls)
+        if not calls:
+            draws._set(parts, spans, {})
+            return draws
+        # lam as float32: numpy rounds each float64 draw to nearest, as torch's .float() does.
+        lam = {part: np.empty((len(rngs), n), dtype=np.float32) for part, n in ends.items()}
+        partner = {part: np.empty((len(rngs), n), dtype=np.int64) for part, n in ends.items()}
+        for k, (mixup, rng) in enumerate(zip(mixups, rngs, strict=True)):
+            alpha = mixup.alpha
+            drawn: dict[str, tuple[list, list]] = {part: ([], []) for part in parts}
+            for part, n, pool in calls:
+                lams, partners = drawn[part]
+                lam_k, partner_k = draw_arrays(rng, alpha, n, pool)
+                lams.append(lam_k)
+                partners.append(partner_k)
+            for part, (lams, partners) in drawn.items():
+                np.concatenate(lams, out=lam[part][k], casting="same_kind")
+                np.concatenate(partners, out=partner[part][k])
+        epoch = {
+            part: Draw(
+                torch.from_numpy(lam[part])[..., None].to(device),
+                torch.from_numpy(partner[part]).to(device),
+            )
+            for part in parts
+        }
+        draws._set(parts, spans, epoch)
+        return draws
+
+    def _set(self, parts: list[str], spans: list[dict[str, slice]], epoch: dict[str, Draw]) -> None:
+        self.parts, self.spans, self.epoch = parts, spans, epoch
+        # Each step's draws as views of the epoch's tensors (along the draw dimension).
+        self._steps = [
             {
                 part: Draw(self.epoch[part].lam[..., span, :], self.epoch[part].partner[..., span])
-                for part, span in spans.items()
+                for part, span in step.items()
             }
-            for spans in self.spans
+            for step in spans
         ]
 
     def step(self, s: int) -> dict[str, Draw]:

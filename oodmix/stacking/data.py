@@ -5,11 +5,10 @@ every tensor with a leading member dimension K.
 
 Each member generates its splits from its own seed (its own `generate()`); the stack keeps them
 as (K, ...) tensors on the training device. Each epoch, every member draws its plan exactly as
-its solo run's loader does (`TrainBatches.epoch_plan`: ID and OOD orders from the torch stream
-(seed, epoch) on the data's device, mixing draws from the numpy stream (seed, epoch, rank)):
-K calls per epoch. The plans are stacked into (K, ...) index and draw tensors, and each step is
-cut from them for all members at once, one gather per tensor: the Python run per step does not
-grow with K.
+its solo run's loader does (`EpochPlan.of_runs`: ID and OOD orders from the torch stream
+(seed, epoch) on the data's device, mixing draws from the numpy stream (seed, epoch, rank)),
+into (K, ...) index and draw tensors built once for all members; each step is cut from them for
+all members at once, one gather per tensor: the Python run per step does not grow with K.
 """
 
 from __future__ import annotations
@@ -17,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 
-from oodmix.data.datamodule import MIXED_PARTS, EvalSet, OODDataModule, OODSplits
+from oodmix.data.datamodule import EvalSet, OODDataModule, OODSplits, SplitsDataModule
 from oodmix.data.loaders import ChunkedSteps, EpochPlan, TrainBatches
 
 #: What members of a stack may differ in (of mixup: its alpha only).
@@ -172,10 +170,8 @@ class StackedTrainBatches(ChunkedSteps):
     def epoch_plan(self) -> EpochPlan:
         """The members' plans of the current epoch stacked: ID order (K, n), OOD order (K, L),
         draws (K, T, ...). Orders are drawn on the data's device (as each solo run draws them),
-        draws on the CPU and moved to the device once for all members."""
-        cpu = torch.device("cpu")
-        plans = [member.epoch_plan(draws_device=cpu) for member in self.members]
-        return EpochPlan.stack(plans, self.id_x.device)
+        draws on the CPU for all members at once and moved to the device once."""
+        return EpochPlan.of_runs(self.members, self.id_x.device)
 
     def step_batches(self) -> Iterator[dict]:
         plan = self.epoch_plan()
@@ -188,28 +184,7 @@ class StackedTrainBatches(ChunkedSteps):
         yield from plan.step_batches(self.id_x, self.id_y, self.ood_x, take=take)
 
 
-class StackedEvalBatches:
-    """Sequential batches of a stacked evaluation set, cut along the point dimension:
-    {"x": (K, b, D), "is_id": (K, b), "y": (K, b)}, [k] member k's own (single-process) batch."""
-
-    def __init__(self, eval_set: EvalSet, batch_size: int) -> None:
-        self.x, self.is_id, self.y = eval_set.x, eval_set.is_id, eval_set.y
-        self.batch_size = batch_size
-
-    def __len__(self) -> int:
-        return -(-self.x.shape[1] // self.batch_size)
-
-    def __iter__(self) -> Iterator[dict]:
-        for start in range(0, self.x.shape[1], self.batch_size):
-            end = start + self.batch_size
-            yield {
-                "x": self.x[:, start:end],
-                "is_id": self.is_id[:, start:end],
-                "y": self.y[:, start:end],
-            }
-
-
-class MemberStackDataModule(L.LightningDataModule):
+class MemberStackDataModule(SplitsDataModule):
     """K member datamodules (one class and config but for seed and mixup.alpha) as one.
 
     Every tensor it hands out has a leading member dimension K, and member k's slice is exactly
@@ -220,8 +195,13 @@ class MemberStackDataModule(L.LightningDataModule):
     ({"x": (K, b, D), "is_id": (K, b), "y": (K, b)}). One process only (no data parallelism).
 
     `member_splits(k)` (also `datamodules[k].splits`) is member k's own splits, views of the
-    stacked tensors, for what is written per member (scores, confidence maps).
+    stacked tensors, for what is written per member (scores, confidence maps). Evaluation
+    loaders, batch transfer and mixing are a solo run's (`SplitsDataModule`), over the stacked
+    sets: evaluation sets are cut along their points (dimension 1), and a member's own
+    `add_mixed_parts` mixes every member's step at once.
     """
+
+    points_dim = 1
 
     def __init__(self, members: Sequence[OODDataModule]) -> None:
         super().__init__()
@@ -260,10 +240,8 @@ class MemberStackDataModule(L.LightningDataModule):
         return self.datamodules[0].in_distribution(points)
 
     @property
-    def device(self) -> torch.device:
-        if self.trainer is not None:
-            return self.trainer.strategy.root_device
-        return torch.device("cpu")
+    def eval_batch_size(self) -> int:
+        return self.datamodules[0].eval_batch_size
 
     def request_parts(self, parts: Iterable[str]) -> None:
         """Produce exactly the parts a loss needs; every member checks and records them."""
@@ -300,11 +278,6 @@ class MemberStackDataModule(L.LightningDataModule):
         """Member k's own splits: views of row k of the stacked tensors."""
         return self._require_splits().map(lambda t: t[k])
 
-    def _require_splits(self) -> OODSplits:
-        if self.splits is None:
-            raise RuntimeError("call setup() before asking for data")
-        return self.splits
-
     def train_dataloader(self) -> StackedTrainBatches:
         splits = self._require_splits()
         self._attach_members()
@@ -313,38 +286,13 @@ class MemberStackDataModule(L.LightningDataModule):
         members = [member.train_dataloader() for member in self.datamodules]
         return StackedTrainBatches(members, splits.id_x, splits.id_y, splits.ood_x)
 
-    def _eval_batches(self, eval_set: EvalSet) -> StackedEvalBatches:
+    def _rank_and_world(self) -> tuple[int, int]:
+        # One process: what any loader of the stack reads (and the members attached).
         self._attach_members()
-        return StackedEvalBatches(eval_set, self.datamodules[0].eval_batch_size)
+        return 0, 1
 
-    def val_dataloader(self) -> StackedEvalBatches:
-        return self._eval_batches(self._require_splits().val)
-
-    @property
-    def test_set_names(self) -> list[str]:
-        """Metric prefixes of the test dataloaders, in order: "test", then any extra sets."""
-        return ["test", *(self.splits.extra_tests if self.splits else {})]
-
-    def test_dataloader(self) -> StackedEvalBatches | list[StackedEvalBatches]:
-        splits = self._require_splits()
-        if not splits.extra_tests:
-            return self._eval_batches(splits.test)
-        return [self._eval_batches(s) for s in (splits.test, *splits.extra_tests.values())]
-
-    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
-        # The stacked splits already live on the training device (setup): batches are born
-        # there, as in OODDataModule.
-        if self.splits is not None and self.splits.id_x.device == device:
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
-    def on_after_batch_transfer(self, batch: dict | list[dict], dataloader_idx: int):
-        # Training batches are chunks (lists of step batches); evaluation batches are dicts.
-        # Every member's step is mixed in one go, by a member's own add_mixed_parts: parts and
+    def add_mixed_parts(self, batch: dict) -> dict:
+        # Every member's step mixed in one go, by a member's own add_mixed_parts: parts and
         # classes are the same in every member, and each member's lam and partners come with
         # the batch (mixup.alpha only matters when drawing them).
-        if isinstance(batch, list) and self.parts & MIXED_PARTS:
-            mixing = self.datamodules[0]
-            for step_batch in batch:
-                mixing.add_mixed_parts(step_batch)
-        return batch
+        return self.datamodules[0].add_mixed_parts(batch)

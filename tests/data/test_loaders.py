@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
-from oodmix.data.loaders import EvalBatches, TrainBatches, shard
+from oodmix.data.loaders import EpochPlan, EvalBatches, TrainBatches, shard
+from oodmix.data.mixup import Mixup
+from oodmix.losses.mixed_terms import PAIRS
 
 
 def identity_data(n_id: int = 1000, n_ood: int = 3000):
@@ -194,8 +197,6 @@ def test_eval_batches_single_process_in_order():
 
 
 def mixing_loader(seed: int = 0, epoch: int = 0, **kwargs) -> TrainBatches:
-    from oodmix.data.mixup import Mixup
-
     parts = {"id", "ood", "id_mix", "ood_mix", "cross_mix"}
     return make_train(epoch=epoch, seed=seed, mixup=Mixup(0.5), parts=parts, **kwargs)
 
@@ -240,3 +241,99 @@ def test_each_step_gets_draws_of_its_own_sizes():
 def test_no_draws_without_mixed_parts():
     loader = make_train()
     assert all("draws" not in batch for batch in loader.step_batches())
+
+
+# --- mixing draws: exactly those drawn step by step ------------------------------------------
+
+
+def per_step_draws(seed, epoch, rank, alpha, parts, sizes) -> list[dict]:
+    """The draws as a run defines them, computed the plain way: from the stream
+    default_rng([seed, epoch, rank]), per step (ID batch b, OOD batch m) and per mixed part in the
+    order id_mix, ood_mix, cross_mix, numpy's beta(alpha, alpha) then a permutation of the part's
+    batch (cross_mix: uniform partners in the step's OOD batch); lam as float32 (n, 1)."""
+    rng = np.random.default_rng([seed, epoch, rank])
+    steps = []
+    for b, m in sizes:
+        step = {}
+        for part in ("id_mix", "ood_mix", "cross_mix"):
+            if part in parts:
+                n = m if part == "ood_mix" else b
+                lam = rng.beta(alpha, alpha, size=n)
+                partner = rng.integers(m, size=n) if part == "cross_mix" else rng.permutation(n)
+                step[part] = (torch.from_numpy(lam).float()[:, None], torch.from_numpy(partner))
+        steps.append(step)
+    return steps
+
+
+def assert_draws(got: dict, expected: dict, k: int | None = None) -> None:
+    """A step's draws (of run k of a stack, or of one run) equal the expected ones bit for bit."""
+    assert got.keys() == expected.keys()
+    for part, (lam, partner) in expected.items():
+        mine = (got[part].lam, got[part].partner)
+        for value, want in zip(mine if k is None else (t[k] for t in mine), (lam, partner)):
+            assert value.dtype == want.dtype and value.shape == want.shape, part
+            assert torch.equal(value, want), part
+
+
+# (seed, epoch, rank, world_size, alpha, ood_batch_size, drop_last): Johnk's algorithm (alpha
+# <= 1) and the gamma one (alpha > 1); OOD batches equal to, smaller and larger than the ID ones.
+RUNS = [
+    (0, 0, 0, 1, 1.0, None, False),
+    (3, 7, 1, 2, 0.2, None, False),
+    (5, 2, 0, 2, 2.0, 48, False),
+    (1, 11, 0, 1, 0.5, 200, True),
+]
+
+
+@pytest.mark.parametrize("pairs", sorted(PAIRS))
+def test_an_epochs_draws_are_those_drawn_step_by_step(pairs):
+    """Each mixup pairing the objectives use (within, cross, both): every step's draws of a
+    run's epoch, and of every run of a stack's epoch (EpochPlan.of_runs, all runs' draws built
+    at once), are the plain per-step draws of that run's stream, bit for bit."""
+    parts = PAIRS[pairs] | {"id", "ood"}
+    for seed, epoch, rank, world_size, alpha, ood_batch_size, drop_last in RUNS:
+        loader = make_train(
+            epoch=epoch,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            ood_batch_size=ood_batch_size,
+            drop_last=drop_last,
+            mixup=Mixup(alpha),
+            parts=parts,
+        )
+        batches = list(loader.step_batches())
+        sizes = [(batch["id"][0].shape[0], batch["ood"].shape[0]) for batch in batches]
+        expected = per_step_draws(seed, epoch, rank, alpha, parts, sizes)
+        assert len(batches) == len(expected) == loader.steps
+        for batch, want in zip(batches, expected, strict=True):
+            assert_draws(batch["draws"], want)
+
+    # A stack of runs of one config (the same step sizes): the first run and three others.
+    seed, epoch, rank, world_size, _, ood_batch_size, drop_last = RUNS[2]
+    stack = [
+        make_train(
+            epoch=epoch,
+            seed=seed + k,
+            rank=rank,
+            world_size=world_size,
+            ood_batch_size=ood_batch_size,
+            drop_last=drop_last,
+            mixup=Mixup(alpha),
+            parts=parts,
+        )
+        for k, alpha in enumerate((2.0, 0.2, 1.0, 2.0))
+    ]
+    plan = EpochPlan.of_runs(stack, torch.device("cpu"))
+    sizes = plan.sizes
+    assert sizes[0] == (128, 48) and sizes[-1] == (500 - 3 * 128, 48)
+    for k, loader in enumerate(stack):
+        expected = per_step_draws(loader.seed, epoch, rank, loader.mixup.alpha, parts, sizes)
+        own = loader.epoch_plan()
+        assert torch.equal(plan.order[k], own.order)
+        assert torch.equal(plan.ood_order[k], own.ood_order)
+        for step, want in enumerate(expected):
+            assert_draws(plan.draws.step(step), want, k)
+    # Not vacuous: the runs' draws differ.
+    first = plan.draws.step(0)[sorted(PAIRS[pairs])[0]]
+    assert not torch.equal(first.lam[0], first.lam[3])

@@ -14,6 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from oodmix.data import ShapesDataModule, TwoDisksDataModule
 from oodmix.data.geometry import Disk
 from oodmix.data.loaders import EvalBatches, TrainBatches
+from oodmix.data.mixup import MixupDraws
 from oodmix.losses import ConfidenceMixupLoss, MixtureOutlierExposureLoss
 from oodmix.stacking.data import MemberStackDataModule
 
@@ -287,23 +288,31 @@ def test_request_parts_is_checked_by_every_member():
 
 
 def test_members_plan_once_per_epoch_never_per_step(monkeypatch):
-    """Two epochs of three members: six plans (one per member and epoch), not one per step,
-    and never a member's own step loop."""
+    """Two epochs of three members: each member draws its orders and opens its mixing stream
+    once per epoch (six times), the draws of all members are built at once (twice), and no
+    member's own plan or step loop runs."""
     calls = Counter()
-    plan = TrainBatches.epoch_plan
 
-    def counted(self, *args, **kwargs):
-        calls["epoch_plan"] += 1
-        return plan(self, *args, **kwargs)
+    def counted(owner, name):
+        original = getattr(owner, name)
+
+        def count(*args, **kwargs):
+            calls[name] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, count)
 
     def forbidden(self):
-        raise AssertionError("a member's own step loop ran")
+        raise AssertionError("a member's own plan or step loop ran")
 
-    monkeypatch.setattr(TrainBatches, "epoch_plan", counted)
+    counted(TrainBatches, "epoch_orders")
+    counted(TrainBatches, "mixup_stream")
+    counted(MixupDraws, "of_runs")
+    monkeypatch.setattr(TrainBatches, "epoch_plan", forbidden)
     monkeypatch.setattr(TrainBatches, "step_batches", forbidden)
     stacked = epochs_of(*stack_of())
     assert sum(len(chunk) for chunks in stacked for chunk in chunks) == 2 * 7
-    assert calls["epoch_plan"] == 2 * 3
+    assert calls == {"epoch_orders": 2 * 3, "mixup_stream": 2 * 3, "of_runs": 2}
 
 
 class OpCounter(TorchDispatchMode):
