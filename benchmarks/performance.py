@@ -20,7 +20,10 @@ Measures, and prints as a table:
      50 epochs) as `oodmix-train` runs them (per-epoch validation, checkpoints, CSV logger,
      every default callback) alternated with the same fits training only (as in 1.); the cost
      is the median over repetitions of the difference in ms per epoch, in the steady state
-     (the target is 2 ms) and over the whole fit, printed with the machine's load average.
+     (the target is 2 ms) and over the whole fit, printed with the machine's load average;
+     and, alternated with them, the same fits with the detection metrics replaced by a
+     constant val/f1: what Lightning's validation loop, the forward pass, the checkpoints and
+     the logger cost without any metric (the floor under oodmix's own share).
 
 `--only` runs some of these (training, epochs, process, validation); the results then replace
 those parts of an existing <out>/performance.json, whose other parts are kept.
@@ -62,8 +65,10 @@ from measuring import (
 )
 from reference_loop import OBJECTIVES, reference_fit
 
+from oodmix.callbacks import DetectionEvaluation
 from oodmix.config.paths import config_dir
 from oodmix.files import save_figure_atomic
+from oodmix.metrics import publish
 from oodmix.train import build_run
 
 SIZES = (4_000, 400_000, 4_000_000)
@@ -275,13 +280,28 @@ class EpochStarts(L.Callback):
         self.times.append(time.perf_counter())
 
 
-def fit_ms_per_epoch(cfg: Any, splits: Any, device: str) -> tuple[float, float]:
+class ConstantMonitor(L.Callback):
+    """Stands in for DetectionEvaluation in the floor case: publishes a constant val/f1 after
+    each validation (what the checkpoint callback monitors), computing nothing."""
+
+    def on_validation_epoch_end(self, trainer, module) -> None:
+        publish(trainer, {"val/f1": torch.tensor(0.5)})
+
+
+def fit_ms_per_epoch(
+    cfg: Any, splits: Any, device: str, floor: bool = False
+) -> tuple[float, float]:
     """One fit of a freshly built run: (ms per epoch in the steady state, ms per epoch of the
     whole fit). The steady state is the median time from one epoch's start to the next,
     leaving out the first epoch (which writes the first checkpoints) and the last (the last
     checkpoints); the whole fit adds the run's one-time costs, spread over its epochs."""
     run = build_run(cfg)
     run.datamodule.splits = splits  # the data, generated once and on the device
+    if floor:  # Lightning's validation loop, forward pass, checkpoints, logger; no metrics
+        callbacks = run.trainer.callbacks
+        callbacks[:] = [
+            ConstantMonitor() if isinstance(c, DetectionEvaluation) else c for c in callbacks
+        ]
     starts = EpochStarts()
     run.trainer.callbacks.insert(0, starts)
     synchronize(device)
@@ -309,23 +329,26 @@ def validation_cost(epochs: int, repeats: int, device: str, out: str) -> dict[st
 
     def config(case: str) -> Any:
         folder = tempfile.mkdtemp(prefix=f"{case}_", dir=out)  # a fresh run folder per fit
-        validation = case == "validation"
+        validation = case != "training"
         return run_config("ce_kl_mixup", n_points, 0, device, folder, epochs, validation)
 
     splits = build_run(config("training")).datamodule.generate().to(torch.device(device))
-    steady: dict[str, list[float]] = {"training": [], "validation": []}
-    whole: dict[str, list[float]] = {"training": [], "validation": []}
+    # floor: as validation, with DetectionEvaluation replaced by ConstantMonitor, i.e. what
+    # Lightning's validation loop, the forward pass, the checkpoints and the logger cost alone.
+    steady: dict[str, list[float]] = {"training": [], "validation": [], "floor": []}
+    whole: dict[str, list[float]] = {"training": [], "validation": [], "floor": []}
     load_before = load_average()
     for repeat in range(-1, repeats):  # -1: the warm-up, not recorded
         order = list(steady) if repeat % 2 == 0 else list(reversed(steady))
         for case in order:
-            ms_steady, ms_whole = fit_ms_per_epoch(config(case), splits, device)
+            floor = case == "floor"
+            ms_steady, ms_whole = fit_ms_per_epoch(config(case), splits, device, floor)
             if repeat >= 0:
                 steady[case].append(ms_steady)
                 whole[case].append(ms_whole)
 
-    def paired(times: dict[str, list[float]]) -> float:
-        pairs = zip(times["validation"], times["training"], strict=True)
+    def paired(times: dict[str, list[float]], case: str = "validation") -> float:
+        pairs = zip(times[case], times["training"], strict=True)
         return statistics.median(v - t for v, t in pairs)
 
     return {
@@ -338,6 +361,9 @@ def validation_cost(epochs: int, repeats: int, device: str, out: str) -> dict[st
         "validation_ms_per_epoch": statistics.median(steady["validation"]),
         "validation_cost_ms": paired(steady),
         "whole_fit_validation_cost_ms": paired(whole),
+        "floor_ms_per_epoch": statistics.median(steady["floor"]),
+        "floor_cost_ms": paired(steady, "floor"),
+        "floor_all_ms": steady["floor"],
         "training_all_ms": steady["training"],
         "validation_all_ms": steady["validation"],
         "whole_fit_training_all_ms": whole["training"],
@@ -356,7 +382,9 @@ def validation_line(v: dict[str, Any]) -> str:
         f"over a whole {v['epochs']}-epoch fit, one-time costs included): "
         f"{v['validation_ms_per_epoch']:.2f} ms per epoch with validation, checkpoints and CSV "
         f"log, {v['training_ms_per_epoch']:.2f} ms training only; medians of {v['repeats']} "
-        f"alternated repetitions; load average {load} (before / after)"
+        f"alternated repetitions; load average {load} (before / after). Of it, Lightning's "
+        f"validation loop, the forward pass, checkpoints and logger alone (val/f1 a constant): "
+        f"{v['floor_cost_ms']:.2f} ms"
     )
 
 
@@ -457,10 +485,10 @@ def format_table(results: dict[str, Any]) -> str:
     if results.get("validation"):
         header = ["device", "points", "objective", "training only (ms/epoch)"]
         header += ["with validation (ms/epoch)", "validation cost (ms/epoch)"]
-        header += ["over a whole fit (ms/epoch)"]
+        header += ["over a whole fit (ms/epoch)", "of it, without metrics (ms/epoch)"]
         lines += markdown_table(
             header,
-            "lrlrrrr",
+            "lrlrrrrr",
             (
                 [
                     v["device"],
@@ -470,6 +498,7 @@ def format_table(results: dict[str, Any]) -> str:
                     f"{v['validation_ms_per_epoch']:.2f}",
                     f"{v['validation_cost_ms']:.2f}",
                     f"{v['whole_fit_validation_cost_ms']:.2f}",
+                    f"{v['floor_cost_ms']:.2f}" if "floor_cost_ms" in v else "",
                 ]
                 for v in results["validation"]
             ),
@@ -482,7 +511,10 @@ def format_table(results: dict[str, Any]) -> str:
             "alternated repetitions (epoch start to epoch start, first and last epochs left "
             "out), the cost the median of the paired differences; over a whole fit: the same "
             "with the run's one-time costs spread over its epochs. Load average "
-            f"{v['load_average_before'][0]:.2f} before, {v['load_average_after'][0]:.2f} after.",
+            f"{v['load_average_before'][0]:.2f} before, {v['load_average_after'][0]:.2f} after. "
+            "Without metrics: the same fits with DetectionEvaluation replaced by a callback that "
+            "publishes a constant val/f1 (Lightning's validation loop, the forward pass, the "
+            "checkpoints and the logger alone).",
             "",
         ]
     process = results.get("process")

@@ -79,6 +79,10 @@ def test_validation_case_alone_keeps_the_other_parts(performance, tmp_path, caps
         v - t for v, t in zip(row["whole_fit_validation_all_ms"], row["whole_fit_training_all_ms"])
     ]
     assert row["whole_fit_validation_cost_ms"] == pytest.approx(sum(whole) / 2)
+    # The floor: the same fits with a constant val/f1 instead of the detection metrics.
+    floors = [f - t for f, t in zip(row["floor_all_ms"], row["training_all_ms"])]
+    assert len(floors) == 2 and row["floor_cost_ms"] == pytest.approx(sum(floors) / 2)
+    assert f"(val/f1 a constant): {row['floor_cost_ms']:.2f} ms" in printed
     table = (out / "table.md").read_text()
     assert "| cpu | 400 | ce_kl_mixup |" in table  # the kept comparison
     assert f"| cpu | 4,000 | ce_kl_mixup | {row['training_ms_per_epoch']:.2f} |" in table
