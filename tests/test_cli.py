@@ -145,6 +145,11 @@ BUILT_REFUSALS = {
         lambda tmp: ["data=moons", "data.classes.0.region.r_in=2"],
         "data.classes[0].region.r_in=2 is not allowed: it must be below r_out=1.2",
     ),
+    "an epoch metric in a sweep": (
+        lambda tmp: ["-m", "seed=0,1", "callbacks.detection.epoch_metrics=[ece]"],
+        "callbacks.detection.epoch_metrics=['ece'] is not allowed: callbacks.detection."
+        "epoch_metrics must be a list of acc, ",
+    ),
     "a constructor": (_npz_with_a_nan, "'x_id' has NaN or inf in 1 rows (first: row 5)"),
     "no GPU": (
         lambda tmp: ["trainer=gpu"] if _no_gpu_here() else pytest.skip("a GPU is present"),

@@ -172,6 +172,41 @@ def test_activations_are_the_mlps_own(monkeypatch) -> None:
     assert isinstance(mlp.MLP(2, 2, [4], "swish")[1], nn.SiLU)
 
 
+def test_epoch_metrics_are_detection_evaluations_own(monkeypatch) -> None:
+    """callbacks.detection.epoch_metrics accepts what DetectionEvaluation accepts (names with or
+    without val/, [all], []) and refuses in its words; a metric added there is allowed."""
+    from oodmix.callbacks import detection_evaluation
+
+    for value in ([], ["all"], ["auroc", "val/f1_tuned"], sorted(detection_evaluation.ALL_METRICS)):
+        check_value("callbacks.detection.epoch_metrics", value)
+    allowed = (
+        "a list of " + ", ".join(sorted(detection_evaluation.ALL_METRICS)) + " (each with or "
+        "without val/), or [all]"
+    )
+    for value, text in ((["auroc", "ece"], "['auroc', 'ece']"), ("auroc", "'auroc'"), (3, "3")):
+        with pytest.raises(ConfigError) as error:
+            check_value("callbacks.detection.epoch_metrics", value)
+        assert str(error.value) == (
+            f"callbacks.detection.epoch_metrics={text} is not allowed: "
+            f"callbacks.detection.epoch_metrics must be {allowed}"
+        )
+    # The constructor refuses in the same words.
+    with pytest.raises(ValueError, match=r"must be a list of acc, .*\(each with or without val/"):
+        detection_evaluation.DetectionEvaluation(0.8, epoch_metrics=["ece"])
+    monkeypatch.setattr(
+        detection_evaluation, "ALL_METRICS", detection_evaluation.ALL_METRICS | {"ece"}
+    )
+    check_value("callbacks.detection.epoch_metrics", ["ece"])
+
+
+def test_a_bad_epoch_metric_in_a_sweep_is_refused_before_any_job(compose_config) -> None:
+    """On the command line, every swept value; in the composed config, the value as set."""
+    with pytest.raises(ConfigError, match=r"^callbacks.detection.epoch_metrics=\['ece'\] is not"):
+        check_command_line(["-m", "seed=0,1", "callbacks.detection.epoch_metrics=[auroc],[ece]"])
+    with pytest.raises(ConfigError, match=r"^callbacks.detection.epoch_metrics=\['ece'\] is not"):
+        validate(compose_config("callbacks.detection.epoch_metrics=[ece]"))
+
+
 @pytest.mark.parametrize(
     "value", ["bf16-mixed", "16-mixed", 32, "32", 64, "transformer-engine-float16", "8", 8, "fp8"]
 )

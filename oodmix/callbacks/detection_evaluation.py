@@ -81,8 +81,18 @@ class Plan:
         )
 
 
+def epoch_metrics_allowed() -> str:
+    """What `epoch_metrics` accepts, in the words of a refusal (also the config check's)."""
+    return f"a list of {', '.join(sorted(ALL_METRICS))} (each with or without val/), or [all]"
+
+
 def epoch_metric_names(names: Iterable[str]) -> frozenset[str]:
     """`epoch_metrics` as metric names: "auroc" or "val/auroc"; "all" for every metric."""
+    if isinstance(names, str):  # a single name would be read letter by letter
+        raise ValueError(
+            f"callbacks.detection.epoch_metrics={names} is not allowed: epoch_metrics must be "
+            f"{epoch_metrics_allowed()}"
+        )
     names = [str(name).removeprefix("val/") for name in names]
     if "all" in names:
         return ALL_METRICS
@@ -90,7 +100,7 @@ def epoch_metric_names(names: Iterable[str]) -> frozenset[str]:
     if unknown:
         raise ValueError(
             f"callbacks.detection.epoch_metrics={unknown[0]} is not allowed: epoch_metrics "
-            f"must be a list of {', '.join(sorted(ALL_METRICS))}, or all"
+            f"must be {epoch_metrics_allowed()}"
         )
     return frozenset(names)
 

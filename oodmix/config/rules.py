@@ -8,9 +8,10 @@ library that checks them itself (callbacks, loggers, Hydra); `EXEMPT` names them
 holds every key of every shipped config to one or the other.
 
 A list of allowed values that another module owns (the MLP's activations, Lightning's
-precision settings and accelerators) is read from that module, when a value of such a key is
-checked: importing torch or Lightning takes seconds, which a command line without such a key
-should not wait for. Those rules are `deferred`: validation.validate runs them after the others.
+precision settings and accelerators, DetectionEvaluation's epoch metrics) is read from that
+module when a value of such a key is checked: importing torch or Lightning takes seconds,
+which a command line without such a key should not wait for. Those rules are `deferred`:
+validation.validate runs them after the others.
 """
 
 from __future__ import annotations
@@ -80,6 +81,30 @@ def activations() -> list[str]:
     from oodmix.models.mlp import ACTIVATIONS
 
     return sorted(ACTIVATIONS)
+
+
+def _epoch_metrics_rule() -> Rule:
+    """callbacks.detection.epoch_metrics: the names DetectionEvaluation itself accepts, checked by
+    its own function (imports Lightning), so that a bad name in a sweep is refused before the
+    first job rather than failing every job."""
+
+    def check(value: Any) -> bool:
+        from oodmix.callbacks.detection_evaluation import epoch_metric_names
+
+        if not _is_list(value):
+            return False
+        try:
+            epoch_metric_names(value)
+        except ValueError:
+            return False
+        return True
+
+    def allowed() -> str:
+        from oodmix.callbacks.detection_evaluation import epoch_metrics_allowed
+
+        return epoch_metrics_allowed()
+
+    return Rule(check, allowed, deferred=True)
 
 
 def _literals(annotation: Any) -> list[Any]:
@@ -155,6 +180,8 @@ RULES: dict[str, Rule] = {
         "a non-empty list of integer widths >= 1, e.g. [32,32]",
     ),
     "model.activation": _one_of_owned(activations),
+    # Callbacks (the others are checked by their classes, see EXEMPT)
+    "callbacks.detection.epoch_metrics": _epoch_metrics_rule(),
     "model.lr": _number_above(0),
     "model.weight_decay": _number_at_least(0),
     "model.gradient_clip_val": Rule(
