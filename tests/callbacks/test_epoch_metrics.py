@@ -140,6 +140,9 @@ def test_unknown_epoch_metric_is_refused_in_one_line() -> None:
     message = str(raised.value)
     assert message.startswith("callbacks.detection.epoch_metrics=roc is not allowed")
     assert "auroc" in message and "or [all]" in message and "\n" not in message
+    # One name as a string is refused, not read letter by letter ("a", "u", ...).
+    with pytest.raises(ValueError, match=r"^callbacks.detection.epoch_metrics=auroc is not"):
+        DetectionEvaluation(0.8, epoch_metrics="auroc")
 
 
 def test_requested_metrics_reads_monitors_bars_and_logger_hparams() -> None:
