@@ -16,9 +16,10 @@ Measures, and prints as tables:
        paper: oodmix-train experiment=paper hydra/launcher=<L>  (15 jobs, 3 groups of 5)
   2. Time per member of one group of K = 1, 4, 16, 48, 192 jobs (`--members`), trained in a
      process of its own (so that its peak resident memory is the group's alone) through
-     oodmix.stacking.group_run.train_group, the call the launcher makes: K configs composed
-     with Hydra's compose API (seeds 0..K-1, the default data and model, loss=ce_kl_mixup,
-     `--epochs` epochs, plots=false, logger=none), each with its own folder. The call is split
+     oodmix.stacking.group_run.train_group, the call the launcher makes: K configs (one
+     composed with Hydra's compose API and copied per seed: seeds 0..K-1, the default data and
+     model, loss=ce_kl_mixup, `--epochs` epochs, plots=false, logger=none), each with its own
+     folder. The call is split
      into setup (resolving configs, building each member's data, objective and network), the
      group's fit (Trainer.fit), and what follows it (per member: checkpoints, evaluation,
      metrics.json: StackedGroup._finish); seconds per member, ms per member-epoch of the fit,
@@ -27,8 +28,10 @@ Measures, and prints as tables:
      first trains a small group for one epoch (not timed), so that first-call costs (lazy
      imports, allocator warm-up) belong to no K.
   3. With a GPU (torch.cuda.is_available()): the same with trainer=gpu for K = 1, 10, 100,
-     1000 (`--gpu-members`), and the ratio of a 1,000-member group's time to a solo run's
-     (target <= 3). Without one, the output and the JSON say so.
+     1000 (`--gpu-members`), each group's peak GPU memory (torch.cuda.max_memory_allocated),
+     and the ratio of a 1,000-member group's time to a solo run's (target <= 3), whole and
+     for the fits alone. Without one, the output and the JSON say so.
+     benchmarks/gpu_stacked.sh runs this part alone on a GPU machine.
 The 1-minute load average at the start and end of each measurement goes into the JSON and the
 tables; a warning is printed when it exceeds 1.5 at a start (a shared machine: numbers taken
 under load are not the quiet figure; on 2 cores, torch's two threads wait for each other when
@@ -36,8 +39,8 @@ another process takes a core, and a fit can then take ten times as long). Before
 measurement the benchmark waits up to a minute (`--settle`) for the load its own previous one
 left to fall.
 
-`--skip-sweeps` / `--skip-members` leave a part out; the parts already in <out>/stacked.json
-are then kept, so a part can be rerun alone.
+`--skip-sweeps`, `--skip-members` (parts 2 and 3) and `--skip-cpu-members` (part 2) leave
+parts out; the parts already in <out>/stacked.json are then kept, so a part can be rerun alone.
 
 Writes <out>/stacked.json, <out>/stacked.png and <out>/table.md (default
 outputs/benchmarks/stacked).
@@ -259,12 +262,21 @@ def summarise_members(rows: list[dict[str, Any]], device: str, epochs: int) -> d
         group = next((r for r in rows if r["k"] == large and r["path"] == "stacked"), None)
         value = ratio(group and group["total_s"], solo and solo["total_s"])
         what = f"time of a {large:,}-member group / a solo run"
-    return {
+        # The same for the fits alone: what is left once the members' per-member work on the
+        # CPU (building each one's parts, writing each one's folder) is set aside.
+        fit = ratio(group and group["fit_s"], solo and solo["fit_s"])
+    summary = {
         "device": device,
         "epochs": epochs,
         "rows": rows,
         "ratio": {"what": what, "value": value, "target": target, "large": large, "small": small},
     }
+    if device != "cpu":
+        summary["fit_ratio"] = {
+            "what": f"fit of a {large:,}-member group / a solo run's",
+            "value": fit,
+        }
+    return summary
 
 
 def _load(pair: Sequence[Sequence[float]]) -> str:
@@ -323,6 +335,9 @@ def format_sweeps(sweeps: list[dict[str, Any]], repeats: int) -> str:
 def format_members(part: dict[str, Any]) -> str:
     header = ["K", "path", "total (s)", "setup (s)", "fit (s)", "after fit (s)"]
     header += ["s per member", "fit ms per member-epoch", "peak RSS (MB)", "load (start / end)"]
+    on_gpu = part["device"] != "cpu"
+    if on_gpu:
+        header.insert(-1, "peak GPU memory (MB)")
     rows = [
         [
             f"{r['k']:,}",
@@ -334,11 +349,12 @@ def format_members(part: dict[str, Any]) -> str:
             f"{r['s_per_member']:.3f}",
             f"{r['fit_ms_per_member_epoch']:.2f}",
             _mb(r["peak_rss_mb"]),
+            *([_mb(r.get("peak_gpu_mb"))] if on_gpu else []),
             _load((r["load_before"], r["load_after"])),
         ]
         for r in part["rows"]
     ]
-    lines = markdown_table(header, "rlrrrrrrrr", rows)
+    lines = markdown_table(header, "rl" + "r" * (len(header) - 2), rows)
     q = part["ratio"]
     if q["value"] is None:
         verdict = f" (needs K={q['large']} and K={q['small']})"
@@ -350,6 +366,8 @@ def format_members(part: dict[str, Any]) -> str:
         "solo: train_group's group of one (a solo run), stacked: StackedGroup.",
         f"{q['what']}: {_num(q['value'])} (target <= {q['target']:g}){verdict}",
     ]
+    if part.get("fit_ratio"):
+        lines.append(f"{part['fit_ratio']['what']}: {_num(part['fit_ratio']['value'])}")
     return "\n".join(lines)
 
 
@@ -470,9 +488,13 @@ def measure_sweeps(repeats: int, workdir: Path, settle_s: float) -> dict[str, An
 
 
 def member_configs(k: int, epochs: int, device: str, root: Path, first_seed: int = 0) -> list:
-    """K jobs of one group as the launcher hands them to train_group: composed with Hydra's
-    compose API (as tests/conftest.py does), job i with seed first_seed + i, its own folder
-    root/<i>, numbered i, in a multirun."""
+    """K jobs of one group as the launcher hands them to train_group: job i with seed
+    first_seed + i, its own folder root/<i>, numbered i, in a multirun. One config is composed
+    with Hydra's compose API (as tests/conftest.py does) and copied for each job, with its seed
+    and its `seed=` override set: the jobs differ in nothing else, and composing 1,000 configs
+    one by one (about 0.1 s each) would cost minutes before a large group starts."""
+    import copy
+
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.types import RunMode
@@ -487,19 +509,22 @@ def member_configs(k: int, epochs: int, device: str, root: Path, first_seed: int
         "plots=false",
         "logger=none",
     ]
-    configs = []
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        for i in range(k):
-            cfg = compose(
-                "train", overrides=[*overrides, f"seed={first_seed + i}"], return_hydra_config=True
-            )
-            with read_write(cfg.hydra), open_dict(cfg.hydra):
-                cfg.hydra.mode = RunMode.MULTIRUN
-                cfg.hydra.job.num = i
-                cfg.hydra.runtime.output_dir = str(root / str(i))
-            configs.append(cfg)
+        composed = compose(
+            "train", overrides=[*overrides, f"seed={first_seed}"], return_hydra_config=True
+        )
     GlobalHydra.instance().clear()
+    configs = []
+    for i in range(k):
+        cfg = copy.deepcopy(composed)
+        with read_write(cfg), open_dict(cfg):
+            cfg.seed = first_seed + i
+            cfg.hydra.overrides.task = [*overrides, f"seed={first_seed + i}"]
+            cfg.hydra.mode = RunMode.MULTIRUN
+            cfg.hydra.job.num = i
+            cfg.hydra.runtime.output_dir = str(root / str(i))
+        configs.append(cfg)
     return configs
 
 
@@ -578,6 +603,10 @@ def one_group(k: int, epochs: int, device: str, forced: bool) -> dict[str, Any]:
         # Warm-up, not timed: the same path on a group of up to 2 for one epoch.
         run_group(member_configs(min(k, 2), 1, device, root / "warm", 10_000), path)
         configs = member_configs(k, epochs, device, root / "group")
+        if device == "cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
         load_before = load_sample()
         with GroupClock(device) as clock:
             start = time.perf_counter()
@@ -598,9 +627,19 @@ def one_group(k: int, epochs: int, device: str, forced: bool) -> dict[str, Any]:
         "finish_s": end - fit_end,
         "finish_member_median_s": statistics.median(clock.finishes) if clock.finishes else None,
         "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": _peak_gpu_mb(device),
         "load_before": load_before,
         "load_after": load_after,
     }
+
+
+def _peak_gpu_mb(device: str) -> float | None:
+    """The most GPU memory torch held for tensors since the group started (None on the CPU)."""
+    if device != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20
 
 
 def group_process(k: int, epochs: int, device: str, forced: bool, workdir: Path, settle_s: float):
@@ -656,6 +695,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=50, help="epochs of each group (part 2, 3)")
     p.add_argument("--skip-sweeps", action="store_true", help="leave part 1 out")
     p.add_argument("--skip-members", action="store_true", help="leave parts 2 and 3 out")
+    p.add_argument("--skip-cpu-members", action="store_true", help="leave part 2 out")
     p.add_argument(
         "--settle",
         type=float,
@@ -716,7 +756,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not args.skip_sweeps:
             results["sweeps"] = measure_sweeps(args.repeats, workdir, args.settle)
         if not args.skip_members:
-            results["members"] = measure_members(members, args.epochs, "cpu", workdir, args.settle)
+            if not args.skip_cpu_members:
+                results["members"] = measure_members(
+                    members, args.epochs, "cpu", workdir, args.settle
+                )
             if torch.cuda.is_available():
                 results["gpu"] = measure_members(
                     gpu_members, args.epochs, "cuda", workdir, args.settle

@@ -80,6 +80,29 @@ def test_order_depends_on_seed_and_epoch_only():
     assert id_indices(make_train(epoch=3, seed=8)) != base
 
 
+def test_orders_are_drawn_on_the_cpu_whatever_the_datas_device():
+    """The orders are torch.randperm from a CPU generator seeded with seed * 1_000_003 + epoch
+    (ID order, then as many OOD permutations as the epoch needs), and only then moved to the
+    data's device: a run's batches are the same on every device. Data on the `meta` device
+    stands for a GPU here: the orders come back there, and the CPU draw is the same as for
+    data on the CPU."""
+    seed, epoch, n_id, n_ood = 7, 3, 1000, 300
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    expected_id = torch.randperm(n_id, generator=generator)
+    # 8 steps of 128 OOD points need 1,024 indices: four permutations of the 300 OOD points.
+    expected_ood = torch.cat([torch.randperm(n_ood, generator=generator) for _ in range(4)])
+    on_cpu = make_train(epoch=epoch, seed=seed, n_ood=n_ood)
+    on_meta = TrainBatches(
+        *(t.to("meta") for t in identity_data(n_id, n_ood)), 128, 128, seed=seed, epoch=lambda: 3
+    )
+    for loader in (on_cpu, on_meta):
+        order, ood_order = loader.epoch_orders(torch.device("cpu"))
+        assert torch.equal(order, expected_id) and torch.equal(ood_order, expected_ood)
+    order, ood_order = on_meta.epoch_orders()
+    assert order.device.type == "meta" and ood_order.device.type == "meta"
+    assert order.shape == (n_id,) and ood_order.shape == (4 * n_ood,)
+
+
 def test_epoch_callable_is_read_each_iteration():
     """One loader follows the epoch counter: iterating after the epoch changes reshuffles."""
     epoch = {"value": 0}

@@ -5,6 +5,7 @@ batched matrix products round differently from a single network's), for every ob
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ from oodmix.config.paths import group_options
 from oodmix.stacking.group_run import train_group
 from oodmix.train import train
 
+#: OODMIX_TEST_TRAINER=gpu runs these comparisons on a GPU (both paths on it).
+TRAINER = os.environ.get("OODMIX_TEST_TRAINER", "cpu")
 SMALL = ["trainer.max_epochs=1", "plots=false", "logger=none", "data.n_val=300",
-         "data.n_test=300", "data.n_shift=100"]  # fmt: skip
+         "data.n_test=300", "data.n_shift=100", f"trainer={TRAINER}"]  # fmt: skip
 #: Three members: their own seed, and numbers of their own where the objective has them.
 MEMBERS = {
     "seed": ["seed=0", "seed=1", "seed=2"],
@@ -35,7 +38,8 @@ def as_job(cfg, num: int):
 
 
 def weights(run: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
-    state = torch.load(run / "checkpoints" / name, weights_only=True)["state_dict"]
+    path = run / "checkpoints" / name
+    state = torch.load(path, weights_only=True, map_location="cpu")["state_dict"]
     return {k: v for k, v in state.items() if k.startswith("net.")}
 
 
