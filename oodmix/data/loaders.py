@@ -113,13 +113,15 @@ class EpochPlan:
     def of_runs(cls, runs: Sequence[TrainBatches], device: torch.device) -> EpochPlan:
         """The current epoch's plans of several runs of one config (the members of a stack) on
         a new leading dimension, on `device`: run k's orders and draws are exactly its own
-        `epoch_plan`'s. Orders are drawn run by run (each its own torch stream), the mixing
-        draws of every run at once (`MixupDraws.of_runs`: tensors built once for all runs)."""
+        `epoch_plan`'s. Orders are drawn run by run (each its own torch stream, on the CPU),
+        the mixing draws of every run at once (`MixupDraws.of_runs`); each is stacked on the
+        CPU and moved to `device` once for all runs."""
         first = runs[0]
         if any(run.step_shape != first.step_shape for run in runs):
             raise ValueError("stacked epoch plans need the same step sizes in every member")
         sizes = first.step_sizes(first.steps)
-        orders = [run.epoch_orders() for run in runs]
+        cpu = torch.device("cpu")
+        orders = [run.epoch_orders(cpu) for run in runs]
         draws = None
         if first.mixes:
             streams = [run.mixup_stream() for run in runs]
@@ -167,11 +169,14 @@ class TrainBatches(ChunkedSteps):
     optimiser step per step batch, which pays Lightning's per-batch cost once per chunk. The
     step batches, and their order, do not depend on `steps_per_chunk`.
 
-    Each epoch draws a fresh permutation of the ID set on the data's device, seeded by
-    (seed, epoch) so that an epoch is reproducible on its own (and a resumed run sees the same
-    batches). The OOD batch of each step takes the next indices of a random permutation of the
-    OOD set, repeated when that set is smaller than an epoch needs: `ood_batch_size` of them,
-    or as many as the step's ID batch has when it is None (the last ID batch can be smaller).
+    Each epoch draws a fresh permutation of the ID set, seeded by (seed, epoch) so that an
+    epoch is reproducible on its own (and a resumed run sees the same batches). It is drawn by
+    a CPU generator and then moved to the data's device, so that a run's batches are the same
+    on every device (a CUDA generator with the same seed gives other permutations). The OOD
+    batch of each step takes the next indices of a random permutation of the OOD set (drawn
+    likewise), repeated when that set is smaller than an epoch needs: `ood_batch_size` of
+    them, or as many as the step's ID batch has when it is None (the last ID batch can be
+    smaller).
 
     Under data parallelism each of `world_size` processes takes every world_size-th index of the
     shared permutation, truncated so that all processes run the same number of steps.
@@ -216,8 +221,8 @@ class TrainBatches(ChunkedSteps):
         return -(-self.n_local // self.batch_size)
 
     def _generator(self) -> torch.Generator:
-        generator = torch.Generator(device=self.id_x.device)
-        # A distinct, fixed stream per (seed, epoch): the same on every process.
+        # A distinct, fixed stream per (seed, epoch): the same on every process and device.
+        generator = torch.Generator()
         generator.manual_seed(self.seed * 1_000_003 + self.epoch())
         return generator
 
@@ -229,7 +234,7 @@ class TrainBatches(ChunkedSteps):
     def epoch_plan(self) -> EpochPlan:
         """The current epoch's ID order (n_local,), OOD order and mixing draws, on the data's
         device: orders from the torch stream (seed, epoch) (`epoch_orders`), draws from the
-        numpy stream (seed, epoch, rank) (`mixup_stream`)."""
+        numpy stream (seed, epoch, rank) (`mixup_stream`), both drawn on the CPU."""
         sizes = self.step_sizes(self.steps)
         order, ood_order = self.epoch_orders()
         draws = None
@@ -239,30 +244,30 @@ class TrainBatches(ChunkedSteps):
             draws = MixupDraws(self.mixup, self.mixed_parts, sizes, rng, device)
         return EpochPlan(order, ood_order, draws, sizes)
 
-    def epoch_orders(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def epoch_orders(
+        self, device: torch.device | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The current epoch's ID order (n_local,) and OOD order (None without OOD data), drawn
-        on the data's device from the torch stream (seed, epoch)."""
+        on the CPU from the torch stream (seed, epoch) and returned on `device` (default: the
+        data's): the same orders whatever the device trains."""
         generator = self._generator()
-        device = self.id_x.device
-        order = torch.randperm(self.id_x.shape[0], generator=generator, device=device)
+        device = self.id_x.device if device is None else device
+        order = torch.randperm(self.id_x.shape[0], generator=generator)
         if self.world_size > 1:
             order = order[self.rank :: self.world_size][: self.n_local]
         if self.ood_x is None:
-            return order, None
+            return order.to(device), None
         # Enough shuffled OOD indices for every process's steps; repeated permutations when
         # the OOD set is smaller than that. Process r takes every world_size-th one.
         n_ood = self.ood_x.shape[0]
         per_step = self.ood_batch_size or self.batch_size
         needed = self.steps * per_step * self.world_size
         ood_order = torch.cat(
-            [
-                torch.randperm(n_ood, generator=generator, device=device)
-                for _ in range(-(-needed // n_ood))
-            ]
+            [torch.randperm(n_ood, generator=generator) for _ in range(-(-needed // n_ood))]
         )
         if self.world_size > 1:
             ood_order = ood_order[self.rank :: self.world_size]
-        return order, ood_order
+        return order.to(device), ood_order.to(device)
 
     @property
     def step_shape(self) -> tuple[int, int, int | None, bool]:

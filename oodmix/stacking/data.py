@@ -6,7 +6,7 @@ every tensor with a leading member dimension K.
 Each member generates its splits from its own seed (its own `generate()`); the stack keeps them
 as (K, ...) tensors on the training device. Each epoch, every member draws its plan exactly as
 its solo run's loader does (`EpochPlan.of_runs`: ID and OOD orders from the torch stream
-(seed, epoch) on the data's device, mixing draws from the numpy stream (seed, epoch, rank)),
+(seed, epoch), mixing draws from the numpy stream (seed, epoch, rank), both on the CPU),
 into (K, ...) index and draw tensors built once for all members; each step is cut from them for
 all members at once, one gather per tensor: the Python run per step does not grow with K.
 """
@@ -169,8 +169,8 @@ class StackedTrainBatches(ChunkedSteps):
 
     def epoch_plan(self) -> EpochPlan:
         """The members' plans of the current epoch stacked: ID order (K, n), OOD order (K, L),
-        draws (K, T, ...). Orders are drawn on the data's device (as each solo run draws them),
-        draws on the CPU for all members at once and moved to the device once."""
+        draws (K, T, ...), drawn on the CPU (as each solo run draws them) and moved to the
+        device once for all members."""
         return EpochPlan.of_runs(self.members, self.id_x.device)
 
     def step_batches(self) -> Iterator[dict]:
