@@ -83,18 +83,23 @@ class KeptSweepConfigs:
     """Hydra's config loader, keeping the job configs that the sweeper composes to check a
     batch (Sweeper.validate_batch_is_legal composes every job of a batch, then drops it) until
     the launcher, which composes the same jobs next, takes them: each job is composed once
-    instead of twice (about 80 ms a job, a sizeable share of a stacked sweep's whole time).
+    instead of twice. A job whose overrides differ from an earlier job's only in values is not
+    composed by Hydra at all but derived from that job's config (`SiblingConfigs`): a copy
+    instead of about 0.1 s of composition per job, the largest fixed cost of a stacked sweep.
 
     Everything else is passed to Hydra's loader. A config is handed out once; a job the
     sweeper did not check (Optuna's sweeper checks none) is composed when it is taken.
     """
 
     def __init__(self, loader: Any) -> None:
+        from .sibling_configs import SiblingConfigs
+
         self.loader = loader
+        self.siblings = SiblingConfigs(loader)
         self._kept: dict[tuple[int, tuple[str, ...]], DictConfig] = {}
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> Any:
-        cfg = self.loader.load_sweep_config(master_config, sweep_overrides)
+        cfg = self.siblings.load_sweep_config(master_config, sweep_overrides)
         self._kept[(id(master_config), tuple(sweep_overrides))] = cfg
         return cfg
 
@@ -103,7 +108,7 @@ class KeptSweepConfigs:
         kept = self._kept.pop((id(master_config), tuple(overrides)), None)
         if kept is not None:
             return kept
-        return self.loader.load_sweep_config(master_config, overrides)
+        return self.siblings.load_sweep_config(master_config, overrides)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.loader, name)

@@ -180,12 +180,14 @@ def test_each_group_trains_once_and_returns_land_on_their_jobs(launch, tmp_path:
 @pytest.mark.parametrize("check_batch", [True, False])
 def test_each_job_is_composed_once(launch, check_batch: bool) -> None:
     """Whether or not the sweeper composed the batch's jobs to check them (the basic sweeper
-    does, Optuna's does not), Hydra composes each job once: the launcher takes the sweeper's
-    configs. Each job still gets its own values."""
+    does, Optuna's does not), each job is composed at most once: the launcher takes the
+    sweeper's configs. A job that differs from an earlier one in values alone (seed=1) is not
+    composed by Hydra but derived from that job's config (SiblingConfigs). Each job still gets
+    its own values."""
     fake = FakeTraining(group_values=[[0.1, 0.2]], task_value=0.7)
     jobs = [["seed=0"], ["seed=1"], ["loss=ce", "seed=3"]]
     returns, _ = launch(jobs, fake, check_batch=check_batch)
-    assert fake.composed == jobs
+    assert fake.composed == [jobs[0], jobs[2]]
     assert [r.cfg.seed for r in returns] == [0, 1, 3]
     assert [r.hydra_cfg.hydra.runtime.choices.loss for r in returns] == [
         "ce_kl_mixup",
