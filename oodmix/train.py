@@ -262,13 +262,24 @@ def _exit_interrupted(trainer: Any, signal_name: str, output_dir: Path) -> None:
     saved = output_dir / "checkpoints" / "interrupted.ckpt"
     if not saved.is_file():  # stopped outside training: the last epoch's checkpoint resumes
         saved = output_dir / "checkpoints" / "last.ckpt"
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    overrides = [o for o in overrides if not o.startswith("ckpt_path=")]
-    command = " ".join(["oodmix-train", *overrides, f"ckpt_path={saved}"])
+    if _in_stacked_sweep():
+        # A job trained alone in a stacked sweep: the sweep stops with it, and continuing the
+        # sweep resumes this job from `saved` and runs the jobs after it.
+        from oodmix.stacking.checkpoint import continue_command, shown
+
+        hydra_config = HydraConfig.get()
+        how = (
+            f" (job #{hydra_config.job.num} trained alone, saved in {shown(saved)}); continue "
+            f"the sweep with: {continue_command(str(hydra_config.sweep.dir))}"
+        )
+    else:
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        overrides = [o for o in overrides if not o.startswith("ckpt_path=")]
+        how = "; resume with: " + " ".join(["oodmix-train", *overrides, f"ckpt_path={saved}"])
     if trainer.is_global_zero:
         print(
             f"oodmix-train: stopped by {signal_name} at epoch {trainer.current_epoch}, step "
-            f"{trainer.global_step}; resume with: {command}",
+            f"{trainer.global_step}{how}",
             file=sys.stderr,
         )
     sys.exit(128 + int(getattr(signal, signal_name, signal.SIGTERM)))
@@ -302,6 +313,15 @@ def _in_multirun() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _in_stacked_sweep() -> bool:
+    """Whether this run is a job of a multirun under the stacked launcher (which can continue
+    a stopped sweep, hydra.launcher.resume=true)."""
+    if not _in_multirun():
+        return False
+    target = str(HydraConfig.get().launcher.get("_target_", ""))
+    return target.endswith(".StackedLauncher")
 
 
 def _failure_file() -> Path:

@@ -289,3 +289,43 @@ def test_a_killed_group_resumes_from_its_latest_checkpoint(tmp_path, uninterrupt
     assert resumed.returncode == 0, resumed.stderr
     assert "jobs #2, #3: resumed from sweep/2/checkpoints/group.ckpt" in resumed.stdout
     _same_metrics(sweep, uninterrupted)
+
+
+@pytest.mark.slow
+def test_a_job_stopped_alone_prints_how_to_continue_the_sweep(tmp_path):
+    """A sweep whose jobs differ in objective runs each alone (a group of one is a solo run).
+    Stopped while its second job trains, it prints the command that continues the sweep, as a
+    stopped group does, not the solo run's ckpt_path= line (which would train that job alone
+    and leave the rest of the sweep undone); that command finishes the sweep."""
+    sweep_args = ["-m", "loss=ce_kl,ce_kl_mixup", "trainer.max_epochs=20"]
+    sweep_args += ["data.steps_per_chunk=1", "plots=false", "hydra.sweep.dir=sweep"]
+    process = subprocess.Popen(
+        [str(BIN / "oodmix-train"), *sweep_args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    written = tmp_path / "sweep" / "1" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not written.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    last = stderr.strip().splitlines()[-1]
+    command = (
+        "oodmix-train -m loss=ce_kl,ce_kl_mixup trainer.max_epochs=20 data.steps_per_chunk=1 "
+        "plots=false hydra.sweep.dir=sweep hydra.launcher.resume=true"
+    )
+    assert last.startswith("oodmix-train: stopped by SIGTERM at epoch "), last
+    assert last.endswith(
+        "(job #1 trained alone, saved in sweep/1/checkpoints/interrupted.ckpt); continue the "
+        f"sweep with: {command}"
+    ), last
+    assert (tmp_path / "sweep" / "0" / "metrics.json").is_file()
+    assert not (tmp_path / "sweep" / "1" / "metrics.json").exists()
+    resumed = _continue(command, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "sweep" / "1" / "metrics.json").is_file()
+    assert (tmp_path / "sweep" / "table.md").is_file()
