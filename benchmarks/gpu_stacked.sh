@@ -34,29 +34,21 @@ for sweep in basic stacked basic-again; do
   printf 'GPU sweep of 4 jobs, %-11s: %d.%03d s\n' "$sweep" $((elapsed_ms / 1000)) $((elapsed_ms % 1000))
 done
 "$python" - "$work" <<'PY'
-import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, "benchmarks")
+from stacked import compare_sweeps
+
 work = Path(sys.argv[1])
-
-
-def differences(a: Path, b: Path) -> dict[str, float]:
-    """Per metrics.json key, the largest |a - b| over the sweeps' jobs (numbers only)."""
-    worst: dict[str, float] = {}
-    for job in sorted(p.name for p in a.iterdir() if p.name.isdigit()):
-        x, y = (json.loads((s / job / "metrics.json").read_text()) for s in (a, b))
-        for key, value in x.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                worst[key] = max(worst.get(key, 0.0), abs(value - y[key]))
-    return worst
-
-
 for name, other in (("stacked", "sweep-stacked"), ("basic again", "sweep-basic-again")):
-    worst = differences(work / "sweep-basic", work / other)
-    differing = {k: f"{v:.2e}" for k, v in sorted(worst.items()) if v > 0}
-    print(f"metrics.json, {name} against basic, on the GPU: {len(worst)} values compared, "
-          f"largest difference {max(worst.values()):.2e}; the values that differ: {differing}")
+    result = compare_sweeps(work / "sweep-basic", work / other)
+    differing = {key: f"{gap:.2e}" for key, gap in result["differing"].items()}
+    print(f"metrics.json, {name} against basic, on the GPU: {result['jobs_compared']} jobs "
+          f"compared, largest difference {result['max_difference']:.2e}; the values that "
+          f"differ: {differing}")
+    if result["jobs_without_metrics"]:
+        sys.exit(f"jobs without metrics.json: {result['jobs_without_metrics']}")
 PY
 
 "$python" benchmarks/stacked.py --skip-sweeps --skip-cpu-members --gpu-members "$members" \

@@ -153,8 +153,8 @@ def load_warning(what: str, load: Sequence[float]) -> str | None:
     )
 
 
-def metric_difference(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, str | None]:
-    """The largest |a[key] - b[key]| over two metrics.json, and its key (None: all equal).
+def metric_gaps(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
+    """|a[key] - b[key]| for every key of two metrics.json.
 
     A key in one only, a non-numeric value that differs (the loss's name) or a NaN on one side
     only counts as an infinite difference; NaN on both sides as none.
@@ -168,7 +168,12 @@ def metric_difference(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, str 
             return 0.0 if math.isnan(x) and math.isnan(y) else math.inf
         return abs(x - y)
 
-    gaps = {key: gap(a.get(key), b.get(key)) for key in sorted(set(a) | set(b))}
+    return {key: gap(a.get(key), b.get(key)) for key in sorted(set(a) | set(b))}
+
+
+def metric_difference(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, str | None]:
+    """The largest of `metric_gaps(a, b)` and its key (0.0 and None: all equal)."""
+    gaps = metric_gaps(a, b)
     key = max(gaps, key=gaps.__getitem__, default=None)
     if key is None or gaps[key] == 0:
         return 0.0, None
@@ -177,22 +182,33 @@ def metric_difference(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, str 
 
 def compare_sweeps(basic: Path, stacked: Path) -> dict[str, Any]:
     """Job by job, the metrics.json of two sweep folders: the largest difference, where it is,
-    and the jobs whose folder lacks metrics.json in either (a failed or missing job)."""
+    the largest difference of each key that differs in some job (`differing`), and the jobs
+    whose folder lacks metrics.json in either (a failed or missing job)."""
     jobs = sorted(
         {p.name for sweep in (basic, stacked) for p in sweep.iterdir() if p.name.isdigit()},
         key=int,
     )
     worst: dict[str, Any] = {"max_difference": 0.0, "job": None, "key": None}
+    differing: dict[str, float] = {}
     missing = []
     for job in jobs:
         files = [sweep / job / "metrics.json" for sweep in (basic, stacked)]
         if not all(f.is_file() for f in files):
             missing.append(job)
             continue
-        gap, key = metric_difference(*(json.loads(f.read_text()) for f in files))
+        a, b = (json.loads(f.read_text()) for f in files)
+        for key, gap in metric_gaps(a, b).items():
+            if gap > 0:
+                differing[key] = max(differing.get(key, 0.0), gap)
+        gap, key = metric_difference(a, b)
         if gap > worst["max_difference"]:
             worst = {"max_difference": gap, "job": job, "key": key}
-    return {**worst, "jobs_compared": len(jobs) - len(missing), "jobs_without_metrics": missing}
+    return {
+        **worst,
+        "differing": differing,
+        "jobs_compared": len(jobs) - len(missing),
+        "jobs_without_metrics": missing,
+    }
 
 
 def summarise_sweep(name: str, runs: list[dict[str, Any]], jobs: int, target: float):

@@ -90,6 +90,8 @@ def test_compare_sweeps_job_by_job(stacked, tmp_path: Path) -> None:
     assert result["job"] == "1" and result["key"] == "val/f1"
     assert result["max_difference"] == pytest.approx(2e-7)
     assert result["jobs_compared"] == 2 and result["jobs_without_metrics"] == ["2"]
+    assert list(result["differing"]) == ["val/f1"]
+    assert result["differing"]["val/f1"] == pytest.approx(2e-7)
 
 
 def test_sweep_summary_and_table(stacked) -> None:
