@@ -255,9 +255,9 @@ def write_metrics(
 
 
 def _exit_interrupted(trainer: Any, signal_name: str, output_dir: Path) -> None:
-    """One line saying where the run stopped and the command that resumes it; exit 128 + the
-    signal's number, as a shell reports a process ended by that signal."""
-    import signal
+    """One line saying where the run stopped and the command that resumes it (in a stacked
+    sweep: that continues the sweep); exit 128 + the signal's number."""
+    from oodmix.checkpoints.interrupts import exit_stopped
 
     saved = output_dir / "checkpoints" / "interrupted.ckpt"
     if not saved.is_file():  # stopped outside training: the last epoch's checkpoint resumes
@@ -265,24 +265,16 @@ def _exit_interrupted(trainer: Any, signal_name: str, output_dir: Path) -> None:
     if _in_stacked_sweep():
         # A job trained alone in a stacked sweep: the sweep stops with it, and continuing the
         # sweep resumes this job from `saved` and runs the jobs after it.
-        from oodmix.stacking.checkpoint import continue_command, shown
+        from oodmix.stacking.checkpoint import exit_sweep_stopped, shown
 
         hydra_config = HydraConfig.get()
-        how = (
-            f" (job #{hydra_config.job.num} trained alone, saved in {shown(saved)}); continue "
-            f"the sweep with: {continue_command(str(hydra_config.sweep.dir))}"
-        )
-    else:
-        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-        overrides = [o for o in overrides if not o.startswith("ckpt_path=")]
-        how = "; resume with: " + " ".join(["oodmix-train", *overrides, f"ckpt_path={saved}"])
-    if trainer.is_global_zero:
-        print(
-            f"oodmix-train: stopped by {signal_name} at epoch {trainer.current_epoch}, step "
-            f"{trainer.global_step}{how}",
-            file=sys.stderr,
-        )
-    sys.exit(128 + int(getattr(signal, signal_name, signal.SIGTERM)))
+        jobs = f"job #{hydra_config.job.num} trained alone"
+        where = f"saved in {shown(saved)}"
+        exit_sweep_stopped(trainer, signal_name, jobs, where, str(hydra_config.sweep.dir))
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    overrides = [o for o in overrides if not o.startswith("ckpt_path=")]
+    command = " ".join(["oodmix-train", *overrides, f"ckpt_path={saved}"])
+    exit_stopped(trainer, signal_name, f"; resume with: {command}")
 
 
 def _train_and_print(cfg: DictConfig) -> float:

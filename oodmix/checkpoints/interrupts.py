@@ -87,3 +87,18 @@ def stop_gracefully_on_signals() -> Iterator[Stop]:
     finally:
         signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)
+
+
+def exit_stopped(trainer: Any, signal_name: str, how_to_go_on: str) -> None:
+    """One line on stderr (from the first process only): where training stopped, then
+    `how_to_go_on` (where it was saved and the command that goes on); exit 128 + the signal's
+    number, as a shell reports a process ended by that signal."""
+    import sys
+
+    if trainer.is_global_zero:
+        print(
+            f"oodmix-train: stopped by {signal_name} at epoch {trainer.current_epoch}, step "
+            f"{trainer.global_step}{how_to_go_on}",
+            file=sys.stderr,
+        )
+    sys.exit(128 + int(getattr(signal, signal_name, signal.SIGTERM)))

@@ -34,6 +34,7 @@ import lightning as L
 from omegaconf import DictConfig
 
 from oodmix.callbacks.own_hooks import OwnHooksOnly
+from oodmix.checkpoints.interrupts import exit_stopped
 from oodmix.files import write_json_atomic
 
 GROUP_CHECKPOINT = "group"  # checkpoints/group.ckpt
@@ -203,21 +204,22 @@ class GroupCheckpoint:
     def exit_interrupted(self, trainer: Any, signal_name: str) -> None:
         """One line: where the group stopped, its checkpoint and the command that continues the
         sweep; exit 128 + the signal's number, as a solo run (oodmix.train._exit_interrupted)."""
-        import signal
-
         saved = latest_checkpoint([self.interrupted, self.latest])
         where = "no group checkpoint was written"
         if saved is not None:
             where = f"saved in {shown(saved)}"
-        sweep = str(self.configs[0].hydra.sweep.dir)
-        if trainer.is_global_zero:
-            print(
-                f"oodmix-train: stopped by {signal_name} at epoch {trainer.current_epoch}, step "
-                f"{trainer.global_step} (jobs {job_label(self.configs)} trained together, "
-                f"{where}); continue the sweep with: {continue_command(sweep)}",
-                file=sys.stderr,
-            )
-        sys.exit(128 + int(getattr(signal, signal_name, signal.SIGTERM)))
+        jobs = f"jobs {job_label(self.configs)} trained together"
+        exit_sweep_stopped(trainer, signal_name, jobs, where, str(self.configs[0].hydra.sweep.dir))
+
+
+def exit_sweep_stopped(
+    trainer: Any, signal_name: str, jobs: str, where: str, sweep_dir: str
+) -> None:
+    """A stacked sweep stopped while `jobs` trained (a group, or a job trained alone): the
+    line saying so, where they were saved and the command that continues the sweep
+    (hydra.launcher.resume=true resumes them and runs the jobs after them); then exit."""
+    how = f" ({jobs}, {where}); continue the sweep with: {continue_command(sweep_dir)}"
+    exit_stopped(trainer, signal_name, how)
 
 
 def shown(path: Path) -> str:

@@ -179,19 +179,21 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "sweep"
 
 
-def _stop(cwd: Path, signum: int) -> subprocess.CompletedProcess:
-    """The sweep into cwd/sweep, sent `signum` once the second group has written its
-    checkpoint (the first group is then finished)."""
+def _stop(
+    cwd: Path, signum: int, args: list[str] = SWEEP, written: str = "2/checkpoints/group.ckpt"
+) -> subprocess.CompletedProcess:
+    """The sweep `args` into cwd/sweep, sent `signum` once sweep/<written> exists (by default:
+    once the second group has written its checkpoint, the first group being finished)."""
     process = subprocess.Popen(
-        [str(BIN / "oodmix-train"), *SWEEP, "hydra.sweep.dir=sweep"],
+        [str(BIN / "oodmix-train"), *args, "hydra.sweep.dir=sweep"],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    written = cwd / "sweep" / "2" / "checkpoints" / "group.ckpt"
+    written_path = cwd / "sweep" / written
     deadline = time.monotonic() + 300
-    while not written.exists() and process.poll() is None and time.monotonic() < deadline:
+    while not written_path.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.3)  # into the next epochs, between two optimiser steps
     process.send_signal(signum)
@@ -297,22 +299,10 @@ def test_a_job_stopped_alone_prints_how_to_continue_the_sweep(tmp_path):
     Stopped while its second job trains, it prints the command that continues the sweep, as a
     stopped group does, not the solo run's ckpt_path= line (which would train that job alone
     and leave the rest of the sweep undone); that command finishes the sweep."""
-    sweep_args = ["-m", "loss=ce_kl,ce_kl_mixup", "trainer.max_epochs=20"]
-    sweep_args += ["data.steps_per_chunk=1", "plots=false", "hydra.sweep.dir=sweep"]
-    process = subprocess.Popen(
-        [str(BIN / "oodmix-train"), *sweep_args],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    written = tmp_path / "sweep" / "1" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not written.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 128 + signal.SIGTERM, stderr
+    alone = ["-m", "loss=ce_kl,ce_kl_mixup", "trainer.max_epochs=20", "data.steps_per_chunk=1"]
+    stopped = _stop(tmp_path, signal.SIGTERM, [*alone, "plots=false"], "1/checkpoints/last.ckpt")
+    stderr = stopped.stderr
+    assert stopped.returncode == 128 + signal.SIGTERM, stderr
     last = stderr.strip().splitlines()[-1]
     command = (
         "oodmix-train -m loss=ce_kl,ce_kl_mixup trainer.max_epochs=20 data.steps_per_chunk=1 "
