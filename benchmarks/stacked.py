@@ -267,7 +267,9 @@ def member_ratio(rows: list[dict[str, Any]], large: int, small: int, key: str = 
 
 
 def summarise_members(rows: list[dict[str, Any]], device: str, epochs: int) -> dict[str, Any]:
-    """Part 2 (CPU) or 3 (GPU): the rows and the ratio its target is about."""
+    """Part 2 (CPU) or 3 (GPU): the rows and the ratio its target is about (on the GPU also
+    `fit_ratio`, the same for the fits alone)."""
+    extra: dict[str, Any] = {}
     if device == "cpu":
         large, small, target = MEMBER_RATIO
         value = member_ratio(rows, large, small)
@@ -278,21 +280,20 @@ def summarise_members(rows: list[dict[str, Any]], device: str, epochs: int) -> d
         group = next((r for r in rows if r["k"] == large and r["path"] == "stacked"), None)
         value = ratio(group and group["total_s"], solo and solo["total_s"])
         what = f"time of a {large:,}-member group / a solo run"
-        # The same for the fits alone: what is left once the members' per-member work on the
-        # CPU (building each one's parts, writing each one's folder) is set aside.
+        # The fits alone: what is left once the per-member work on the CPU (building each
+        # member's parts, writing each one's folder) is set aside.
         fit = ratio(group and group["fit_s"], solo and solo["fit_s"])
-    summary = {
+        extra["fit_ratio"] = {
+            "what": f"fit of a {large:,}-member group / a solo run's",
+            "value": fit,
+        }
+    return {
         "device": device,
         "epochs": epochs,
         "rows": rows,
         "ratio": {"what": what, "value": value, "target": target, "large": large, "small": small},
+        **extra,
     }
-    if device != "cpu":
-        summary["fit_ratio"] = {
-            "what": f"fit of a {large:,}-member group / a solo run's",
-            "value": fit,
-        }
-    return summary
 
 
 def _load(pair: Sequence[Sequence[float]]) -> str:

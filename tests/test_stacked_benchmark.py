@@ -147,7 +147,10 @@ def test_gpu_ratio_is_against_the_solo_run(stacked) -> None:
         stacked.member_row(group(1, "stacked", total=6.0)),
         stacked.member_row(group(1000, total=10.0)),
     ]
-    assert stacked.summarise_members(rows, "cuda", 50)["ratio"]["value"] == 2.5
+    part = stacked.summarise_members(rows, "cuda", 50)
+    assert part["ratio"]["value"] == 2.5
+    assert part["fit_ratio"]["value"] == pytest.approx(2.5)  # fits: 0.6 * 10 / (0.6 * 4)
+    assert "fit_ratio" not in stacked.summarise_members(rows, "cpu", 50)
 
 
 def test_report_json_shape_and_plot(stacked) -> None:
