@@ -11,6 +11,11 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
+# Every part of the benchmark at its smallest: 8 training steps on 400 points, one repeat, and
+# validation fits of 2 epochs, twice (its defaults, 50 epochs 21 times, take two minutes).
+TINY = ["--sizes", "400", "--steps", "8", "--repeats", "1", "--no-process",
+        "--validation-epochs", "2", "--validation-repeats", "2"]  # fmt: skip
+
 
 @pytest.fixture(scope="module")
 def performance():
@@ -22,6 +27,7 @@ def performance():
     sys.path.remove(str(BENCHMARKS))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["ce", "ce_kl", "ce_kl_mixup"])
 def test_oodmix_and_the_plain_loop_end_with_the_same_weights(performance, tmp_path, objective):
     """Same data, initial weights, draws and steps (45: two epochs and a part): same weights.
@@ -34,11 +40,10 @@ def test_oodmix_and_the_plain_loop_end_with_the_same_weights(performance, tmp_pa
     assert row["steps"] == 45 and row["oodmix_s"] > 0 and row["reference_s"] > 0
 
 
+@pytest.mark.slow
 def test_benchmark_writes_json_table_and_plot(performance, tmp_path):
     out = tmp_path / "bench"
-    performance.main(
-        ["--sizes", "400", "--steps", "8", "--repeats", "1", "--no-process", "--out", str(out)]
-    )
+    performance.main([*TINY, "--out", str(out)])
     results = json.loads((out / "performance.json").read_text())
     assert [r["objective"] for r in results["training"]] == ["ce", "ce_kl", "ce_kl_mixup"]
     assert all(r["ratio"] == r["oodmix_s"] / r["reference_s"] for r in results["training"])
@@ -54,13 +59,12 @@ def test_benchmark_rejects_bad_arguments(performance, capsys):
     assert "--steps" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_validation_case_alone_keeps_the_other_parts(performance, tmp_path, capsys):
     """`--only validation` measures fits with and without per-epoch validation, prints the cost
     in ms with the load average, and replaces only that part of an existing performance.json."""
     out = tmp_path / "bench"
-    performance.main(
-        ["--sizes", "400", "--steps", "8", "--repeats", "1", "--no-process", "--out", str(out)]
-    )
+    performance.main([*TINY, "--out", str(out)])
     before = json.loads((out / "performance.json").read_text())
     capsys.readouterr()
     only = ["--only", "validation", "--validation-epochs", "2", "--validation-repeats", "2"]
