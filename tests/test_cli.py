@@ -1,4 +1,9 @@
-"""The real console script, as a user runs it: single runs, a multirun, bad command lines."""
+"""oodmix-train as a user runs it: single runs, multiruns, bad command lines.
+
+The commands run the console script's entry point in this process (tests/console_scripts.py);
+a few slow tests start the real scripts (oodmix-train, oodmix-report, and the joblib
+launcher's worker processes).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from console_scripts import run_module, run_script
 
 BIN = Path(sys.executable).parent
 QUICK = ["trainer.max_epochs=2"]
@@ -18,13 +24,12 @@ def run(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Compl
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains two runs
 def test_two_job_multirun_leaves_metrics_in_each_job(tmp_path: Path) -> None:
     """`oodmix-train -m loss=ce,ce_kl` runs both jobs; each folder has its config and metrics."""
     sweep = tmp_path / "sweep"
-    result = run(
-        [str(BIN / "oodmix-train"), "-m", "loss=ce,ce_kl", *QUICK, f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path,
+    result = run_script(
+        "oodmix-train", ["-m", "loss=ce,ce_kl", *QUICK, f"hydra.sweep.dir={sweep}"], cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
     losses = []
@@ -37,13 +42,8 @@ def test_two_job_multirun_leaves_metrics_in_each_job(tmp_path: Path) -> None:
     assert (sweep / "multirun.yaml").is_file()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("entry", [["oodmix-train"], ["-m", "oodmix"]])
-def test_single_run_prints_the_table_and_writes_the_run_folder(tmp_path: Path, entry) -> None:
-    """The console script and `python -m oodmix` both train, print results and write the run."""
-    command = [str(BIN / entry[0])] if entry == ["oodmix-train"] else [sys.executable, *entry]
-    run_dir = tmp_path / "run"
-    result = run([*command, *QUICK, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+def check_single_run(result, run_dir: Path) -> None:
+    """A default run of QUICK: exit 0, the results table printed, the run folder written."""
     assert result.returncode == 0, result.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["loss"] == "ce_kl_mixup" and metrics["seed"] == 0
@@ -51,6 +51,20 @@ def test_single_run_prints_the_table_and_writes_the_run_folder(tmp_path: Path, e
     assert "F1 (ID positive)" in result.stdout and "ID accuracy" in result.stdout
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.slow  # starts the real console script: its wiring
+def test_the_console_script_prints_the_table_and_writes_the_run_folder(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run([str(BIN / "oodmix-train"), *QUICK, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    check_single_run(result, run_dir)
+
+
+def test_python_dash_m_oodmix_is_the_console_script(tmp_path: Path) -> None:
+    """`python -m oodmix` (its __main__ module, run here as __main__) trains the same run."""
+    run_dir = tmp_path / "run"
+    result = run_module("oodmix", [*QUICK, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    check_single_run(result, run_dir)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +90,7 @@ def test_single_run_prints_the_table_and_writes_the_run_folder(tmp_path: Path, e
 def test_bad_command_line_gives_one_line_and_exit_2(tmp_path: Path, override, expected) -> None:
     """Each bad value: one line on stderr naming key, value and what is allowed; nothing written."""
     run_dir = tmp_path / "run"
-    result = run([str(BIN / "oodmix-train"), override, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    result = run_script("oodmix-train", [override, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -88,8 +102,9 @@ def test_bad_command_line_gives_one_line_and_exit_2(tmp_path: Path, override, ex
 def test_debug_switch_shows_the_traceback(tmp_path: Path) -> None:
     """OODMIX_DEBUG=1: the same refusal, exit 2, with the traceback that led to it."""
     run_dir = tmp_path / "run"
-    result = run(
-        [str(BIN / "oodmix-train"), "data.box=[-3,3]", f"hydra.run.dir={run_dir}"],
+    result = run_script(
+        "oodmix-train",
+        ["data.box=[-3,3]", f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,
         env={**os.environ, "OODMIX_DEBUG": "1"},
     )
@@ -103,7 +118,7 @@ def test_an_occupied_run_folder_is_never_written_over(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "metrics.json").write_text('{"test/f1": 0.5}')
-    result = run([str(BIN / "oodmix-train"), f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    result = run_script("oodmix-train", [f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"oodmix-train: error: hydra.run.dir={run_dir} is not allowed: the folder already holds "
@@ -165,7 +180,7 @@ def test_refusals_of_what_a_run_builds_leave_no_folder(tmp_path: Path, case) -> 
     make, expected = BUILT_REFUSALS[case]
     args = make(tmp_path / "inputs")
     before = sorted(tmp_path.iterdir())
-    result = run([str(BIN / "oodmix-train"), *args], cwd=tmp_path)
+    result = run_script("oodmix-train", args, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
@@ -180,17 +195,17 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains four runs, starts oodmix-report
 def test_short_multirun_then_oodmix_report(tmp_path: Path) -> None:
     """A 2 x 2 sweep reports itself at the end; oodmix-report rebuilds the same table."""
     import statistics
 
     sweep = tmp_path / "sweep"
-    result = run(
-        [str(BIN / "oodmix-train"), "-m", "loss=ce,ce_kl", "seed=0,1", *QUICK,
-         f"hydra.sweep.dir={sweep}"],
+    result = run_script(
+        "oodmix-train",
+        ["-m", "loss=ce,ce_kl", "seed=0,1", *QUICK, f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert (sweep / "table.md").is_file()  # written by the multirun's own end-of-sweep report
     for name in ("table.md", "table.csv"):
@@ -214,15 +229,15 @@ def test_short_multirun_then_oodmix_report(tmp_path: Path) -> None:
     assert (sweep / "0" / "confidence_map.png").is_file()  # each 2-D run draws its own map
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains six runs
 def test_experiment_paper_writes_table_and_figure1(tmp_path: Path) -> None:
     """experiment=paper is a multirun by itself and ends with the paper comparison and Figure 1."""
     sweep = tmp_path / "paper"
-    result = run(
-        [str(BIN / "oodmix-train"), "experiment=paper", "seed=0,1",
-         "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"],
+    result = run_script(
+        "oodmix-train",
+        ["experiment=paper", "seed=0,1", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.name for p in sweep.iterdir() if (p / "metrics.json").is_file())
     assert len(jobs) == 6  # 3 objectives x 2 seeds
@@ -232,16 +247,17 @@ def test_experiment_paper_writes_table_and_figure1(tmp_path: Path) -> None:
     assert (sweep / "figure1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains three runs
 def test_optuna_search_maximises_validation_f1(tmp_path: Path) -> None:
     """hparams_search=optuna: the best value Optuna reports is the best val/f1 of the trials."""
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     from omegaconf import OmegaConf
 
     sweep = tmp_path / "optuna"
-    result = run(
-        [str(BIN / "oodmix-train"), "hparams_search=optuna", "hydra.sweeper.n_trials=3",
-         "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"],
+    result = run_script(
+        "oodmix-train",
+        ["hparams_search=optuna", "hydra.sweeper.n_trials=3", "trainer.max_epochs=1",
+         f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -253,14 +269,15 @@ def test_optuna_search_maximises_validation_f1(tmp_path: Path) -> None:
     assert f"test/f1 {best_trial['test/f1']:.3f}" in (sweep / "table.md").read_text()
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the launcher starts two worker processes
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path: Path) -> None:
     """hydra/launcher=joblib: the documented way to run local sweeps in parallel."""
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "joblib"
-    result = run(
-        [str(BIN / "oodmix-train"), "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-         "seed=0,1", "trainer.max_epochs=1", "plots=false", f"hydra.sweep.dir={sweep}"],
+    result = run_script(
+        "oodmix-train",
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1",
+         "trainer.max_epochs=1", "plots=false", f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from console_scripts import run_script
 
 from oodmix.failures import TrainingDiverged
 from oodmix.models import OODClassifier
 from oodmix.train import build_run, train
 
-BIN = Path(sys.executable).parent
 DIVERGING = ["model.lr=1e30", "trainer.max_epochs=3", "plots=false", "logger=none"]
 
 
@@ -85,15 +83,11 @@ def test_divergence_in_a_later_epoch_keeps_earlier_checkpoints(
     assert not (run_dir / "metrics.json").exists()
 
 
-@pytest.mark.slow
 def test_diverging_run_exits_1_with_one_line_and_no_metrics(tmp_path: Path) -> None:
     """The console script: exit 1, one line on stderr naming epoch, step and terms, nothing
     on stdout (no results table), no metrics.json and no scores."""
     run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [str(BIN / "oodmix-train"), *DIVERGING, f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_script("oodmix-train", [*DIVERGING, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert result.stdout == ""
     lines = result.stderr.splitlines()
@@ -104,15 +98,16 @@ def test_diverging_run_exits_1_with_one_line_and_no_metrics(tmp_path: Path) -> N
     assert not (run_dir / "scores.npz").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains two runs
 def test_diverging_job_of_a_multirun_fails_alone(tmp_path: Path) -> None:
     """Two jobs: the diverging one writes failure.json with the reason, the other finishes;
     the report counts one failure and the sweep exits 1 with its summary line."""
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [str(BIN / "oodmix-train"), "-m", "model.lr=1e30,0.01", "trainer.max_epochs=2",
-         "plots=false", "logger=none", f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    result = run_script(
+        "oodmix-train",
+        ["-m", "model.lr=1e30,0.01", "trainer.max_epochs=2", "plots=false", "logger=none",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     record = json.loads((sweep / "0" / "failure.json").read_text())

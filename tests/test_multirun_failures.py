@@ -7,18 +7,15 @@ the slow test runs a real three-job sweep through the console script.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from console_scripts import run_script
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict, read_write
 
 import oodmix.train as train_module
-
-BIN = Path(sys.executable).parent
 
 
 def in_mode(cfg, mode: RunMode):
@@ -43,7 +40,7 @@ def test_multirun_job_with_a_config_error_records_it_and_returns_none(
     record = json.loads((tmp_path / "run" / "failure.json").read_text())
     assert record["type"] == "ConfigError"
     assert "beta=-1 is not allowed" in record["message"]  # the rule's own wording
-    assert record["overrides"] == ["trainer.max_epochs=3", "beta=-1"]
+    assert record["overrides"] == ["trainer.max_epochs=3", "plots=false", "beta=-1"]
     assert record["job"] == 0
     assert "Traceback" in record["traceback"]
     assert not (tmp_path / "run" / "metrics.json").exists()
@@ -132,16 +129,16 @@ SMALL = [
 ]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains two runs
 def test_sweep_with_a_failing_middle_job(tmp_path: Path) -> None:
     """Jobs 0 and 2 finish with metrics; job 1 records its failure; the report lists it; the
     process prints one line per failure and a summary, and exits 1."""
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [str(BIN / "oodmix-train"), "-m", "data.far_margin=2,20,4", *SMALL,
-         f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    result = run_script(
+        "oodmix-train",
+        ["-m", "data.far_margin=2,20,4", *SMALL, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )
     assert result.returncode == 1, result.stderr
     for job in ("0", "2"):
         assert json.loads((sweep / job / "metrics.json").read_text())["test/f1"] >= 0

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from console_scripts import run_script
 
 from oodmix.config import run_dirs
 from oodmix.config.run_dirs import claim_fresh_dir, release_unused_claims
-
-BIN = Path(sys.executable).parent
 
 
 def test_unused_empty_claims_and_their_new_parents_go(tmp_path: Path, monkeypatch) -> None:
@@ -38,14 +35,15 @@ def test_folders_that_existed_before_are_never_removed(tmp_path: Path, monkeypat
     assert not (tmp_path / "outputs" / "new").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains three runs
 def test_an_experiment_writes_only_its_own_sweep_folder(tmp_path: Path) -> None:
     """experiment=paper sets hydra.sweep.dir over the default's; composing the sweep and each
     job used to leave empty outputs/multiruns/<time>_N folders behind."""
-    result = subprocess.run(
-        [str(BIN / "oodmix-train"), "experiment=paper", "seed=0", "trainer.max_epochs=1",
-         "plots=false", "logger=none", "hydra.callbacks.report.enabled=false"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    result = run_script(
+        "oodmix-train",
+        ["experiment=paper", "seed=0", "trainer.max_epochs=1", "plots=false", "logger=none",
+         "hydra.callbacks.report.enabled=false"],
+        cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["paper"]

@@ -3,16 +3,13 @@ run ignores it, is refused in one line before anything is written."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from console_scripts import run_script
 
 from oodmix.config.unused_settings import Choice, check_run, chosen, refusal
 from oodmix.config.validation import ConfigError
-
-BIN = Path(sys.executable).parent
 
 
 def test_chosen_reads_single_values_sweeps_and_searches() -> None:
@@ -95,7 +92,6 @@ def test_the_message_lists_the_objectives_that_use_the_knob(compose_config) -> N
     assert "objective that trains on mixed samples (ce_kl_mixup, mixoe)" in str(error.value)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -115,10 +111,7 @@ def test_sweeps_that_would_repeat_a_run_are_refused_before_the_first_job(
     tmp_path: Path, args, message
 ) -> None:
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [str(BIN / "oodmix-train"), *args, f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_script("oodmix-train", [*args, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("oodmix-train: error: " + message), result.stderr
     assert len(result.stderr.splitlines()) == 1
@@ -127,14 +120,15 @@ def test_sweeps_that_would_repeat_a_run_are_refused_before_the_first_job(
     assert not sweep.exists() and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains two runs
 def test_a_single_value_used_by_some_jobs_of_a_sweep_runs(tmp_path: Path) -> None:
     """-m loss=ce,ce_kl beta=0.5: beta is meant for ce_kl; both jobs run."""
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [str(BIN / "oodmix-train"), "-m", "loss=ce,ce_kl", "beta=0.5", "trainer.max_epochs=1",
-         "plots=false", "logger=none", f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    result = run_script(
+        "oodmix-train",
+        ["-m", "loss=ce,ce_kl", "beta=0.5", "trainer.max_epochs=1", "plots=false",
+         "logger=none", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (sweep / "0" / "metrics.json").is_file() and (sweep / "1" / "metrics.json").is_file()

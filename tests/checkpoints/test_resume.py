@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from console_scripts import run_script
 
 from oodmix.checkpoints import AtomicCheckpointIO
 from oodmix.checkpoints.resume import check_same_settings
@@ -108,7 +109,8 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
         check_same_settings(str(path), {})
 
 
-# The run the refusals below resume: trained once by the console script, as a user would.
+# The run the refusals below resume: trained once by the console script's entry point, as a user
+# would (in this process; the refusals too).
 FIRST = ["trainer.max_epochs=1", "plots=false"]
 TAIL = (
     "; resume with the same settings (only trainer.max_epochs, trainer.max_steps, progress, "
@@ -120,7 +122,7 @@ TAIL = (
 def trained(tmp_path_factory) -> Path:
     """<folder>/run: a run of FIRST, with its .hydra record and checkpoints/last.ckpt."""
     folder = tmp_path_factory.mktemp("trained")
-    result = _run([*FIRST, "hydra.run.dir=run"], cwd=folder)
+    result = run_script("oodmix-train", [*FIRST, "hydra.run.dir=run"], cwd=folder)
     assert result.returncode == 0, result.stderr
     return folder / "run"
 
@@ -143,7 +145,9 @@ def test_resume_into_another_folder_is_refused_before_anything_is_written(traine
         other.mkdir()
     before = _snapshot(trained)
     last = "run/checkpoints/last.ckpt"
-    result = _run([*FIRST, f"ckpt_path={last}", f"hydra.run.dir={other.name}"], cwd=cwd)
+    result = run_script(
+        "oodmix-train", [*FIRST, f"ckpt_path={last}", f"hydra.run.dir={other.name}"], cwd=cwd
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"oodmix-train: error: hydra.run.dir={other.name} is not allowed with ckpt_path={last}: "
@@ -158,7 +162,9 @@ def test_resume_with_a_changed_setting_is_refused_before_anything_is_written(tra
     """beta=0.5 on resume: one line, exit 2; no config record, log or checkpoint is written."""
     before = _snapshot(trained)
     last = "run/checkpoints/last.ckpt"
-    result = _run([*FIRST, f"ckpt_path={last}", "beta=0.5"], cwd=trained.parent)
+    result = run_script(
+        "oodmix-train", [*FIRST, f"ckpt_path={last}", "beta=0.5"], cwd=trained.parent
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"oodmix-train: error: ckpt_path={last} is not allowed with beta=0.5: the checkpoint "
@@ -175,7 +181,7 @@ def test_a_multirun_cannot_resume_a_run(trained, sweep):
     (trained.parent / "x.ckpt").write_bytes(b"")
     args = ["-m", *FIRST, *(a.format(last=last) for a in sweep)]
     before = _snapshot(trained.parent)
-    result = _run([*args, "hydra.sweep.dir=sweep"], cwd=trained.parent)
+    result = run_script("oodmix-train", [*args, "hydra.sweep.dir=sweep"], cwd=trained.parent)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"oodmix-train: error: ckpt_path={last} is not allowed in a multirun: a resumed run goes "
@@ -250,10 +256,10 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     )
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "oodmix-train"), *args], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
+def _run(args: list[str], cwd: Path):
+    """`oodmix-train <args>` in this process; only the run stopped by a signal is a real
+    process (`_start`)."""
+    return run_script("oodmix-train", args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""oodmix-predict: end to end in a subprocess (CSV and .npz in, CSV out), and every refusal:
-one line on stderr, exit code 2, no output file."""
+"""oodmix-predict: end to end (CSV and .npz in, CSV out), and every refusal: one line on stderr,
+exit code 2, no output file. The commands run in this process (tests/console_scripts.py); one
+slow test starts the real console script."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from console_scripts import run_module, run_script
 
 from oodmix.inference import load_detector
 from oodmix.inference.cli import main
@@ -51,11 +53,11 @@ def test_csv_in_csv_out(msp_run, tmp_path) -> None:
     """Columns, the input's text, scores, decisions and classes, row order, the summary."""
     x = some_points(300)
     cells = write_points(tmp_path / "points.csv", x)
-    result = run(
-        [str(BIN / "oodmix-predict"), f"ckpt={msp_run.tested_ckpt}", "input=points.csv",
-         "output=predictions.csv"],
+    result = run_script(
+        "oodmix-predict",
+        [f"ckpt={msp_run.tested_ckpt}", "input=points.csv", "output=predictions.csv"],
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
 
@@ -79,9 +81,10 @@ def test_csv_in_csv_out(msp_run, tmp_path) -> None:
 def test_npz_in_with_python_m_and_a_given_delta(max_logit_run, tmp_path) -> None:
     x = some_points(50, seed=1).astype(np.float32)
     np.savez(tmp_path / "points.npz", x=x)
-    result = run(
-        [sys.executable, "-m", "oodmix.predict", f"ckpt={max_logit_run.tested_ckpt}",
-         "input=points.npz", "output=out/predictions.csv", "delta=2.5", "device=auto"],
+    result = run_module(
+        "oodmix.predict",
+        [f"ckpt={max_logit_run.tested_ckpt}", "input=points.npz", "output=out/predictions.csv",
+         "delta=2.5", "device=auto"],
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -210,7 +213,7 @@ def test_a_run_without_a_known_threshold_asks_for_delta(max_logit_run, tmp_path,
     assert predict([*argv, "delta=3"], capsys)[0] == 0
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # starts the real console script: its wiring
 def test_a_refusal_in_a_real_process_and_with_oodmix_debug(msp_run, tmp_path) -> None:
     (tmp_path / "points.csv").write_text("a,b\n1,2\n3,nan\n")
     argv = [str(BIN / "oodmix-predict"), f"ckpt={msp_run.tested_ckpt}", "input=points.csv",
@@ -221,7 +224,7 @@ def test_a_refusal_in_a_real_process_and_with_oodmix_debug(msp_run, tmp_path) ->
         "oodmix-predict: error: input=points.csv: line 3, column 'b': 'nan' is not a finite "
         "number (NaN or inf)"
     ]
-    debug = run(argv, cwd=tmp_path, env={**ENV, "OODMIX_DEBUG": "1"})
+    debug = run_script("oodmix-predict", argv[1:], cwd=tmp_path, env={**ENV, "OODMIX_DEBUG": "1"})
     assert debug.returncode == 2 and "Traceback" in debug.stderr
     assert debug.stderr.splitlines()[-1] == result.stderr.strip()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["points.csv"]

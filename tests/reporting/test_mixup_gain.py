@@ -7,12 +7,11 @@ import csv
 import io
 import math
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from console_scripts import run_module
 from sweep_factory import make_job
 
 from oodmix.plots.sweeps import heatmap_figure
@@ -388,12 +387,7 @@ def test_error_for_sweeps_in_different_folders_without_out(tmp_path: Path, capsy
 
 def test_python_dash_m_entry_point(sweeps) -> None:
     """`python -m oodmix.reporting.mixup_gain` runs main: an error is one line and exit 2."""
-    result = subprocess.run(
-        [sys.executable, "-m", "oodmix.reporting.mixup_gain", str(sweeps[1]), str(sweeps[0])],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_module("oodmix.reporting.mixup_gain", [str(sweeps[1]), str(sweeps[0])])
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from console_scripts import Completed, run_script
 from torch import nn
 
 from oodmix.config.run_dirs import check_sweep_dir
@@ -164,10 +165,10 @@ SWEEP = [
 JOBS = ["0", "1", "2", "3"]
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "oodmix-train"), *args], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
+def _run(args: list[str], cwd: Path) -> Completed:
+    """`oodmix-train <args>` in this process; only the sweeps stopped by a signal are real
+    processes (`_stop`)."""
+    return run_script("oodmix-train", args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +210,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-def _continue(command: str, cwd: Path) -> subprocess.CompletedProcess:
+def _continue(command: str, cwd: Path) -> Completed:
     words = shlex.split(command)
     assert words[0] == "oodmix-train"
     return _run(words[1:], cwd=cwd)

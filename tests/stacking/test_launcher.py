@@ -2,21 +2,21 @@
 call of train_group, and every job's folder, number and return look as with the basic launcher.
 
 The in-process tests drive the launcher with configs Hydra composes from conf/ and a stand-in
-train_group (no training); the slow ones run real sweeps through the console script.
+train_group (no training); the slow ones run real sweeps through the console script's entry
+point (in this process, tests/console_scripts.py).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from console_scripts import Completed, run_script
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
@@ -31,8 +31,6 @@ import oodmix.stacking.group_run as group_run
 from oodmix.config.overrides import check_command_line
 from oodmix.config.paths import config_dir
 from oodmix.config.validation import ConfigError
-
-BIN = Path(sys.executable).parent
 
 
 class RecordedCallbacks:
@@ -257,34 +255,28 @@ SMALL = [
 # Two groups of two jobs: the objectives differ, the seeds do not matter.
 GRID = ["loss=ce_kl,ce_kl_mixup", "seed=0,1"]
 
-# oodmix-train with train_group replaced by the one-by-one reference (each job through the
-# ordinary task), so that a stacked sweep must write exactly what the basic launcher writes.
-ONE_BY_ONE = """
-import sys
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.plugins import Plugins
-from omegaconf import OmegaConf
-import oodmix.stacking.group_run as group_run
-from oodmix.train import main, run_job_task
 
-def one_by_one(configs):
+def one_by_one(configs: list[DictConfig]) -> list[Any]:
+    """The one-by-one reference train_group: each job through the ordinary task, so that a
+    stacked sweep must write exactly what the basic launcher writes."""
+    from oodmix.train import run_job_task
+
     values = []
     for cfg in configs:
         HydraConfig.instance().set_config(cfg)
         values.append(run_job_task(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])))
     return values
 
-group_run.train_group = one_by_one
-sys.argv = ["oodmix-train", *sys.argv[1:]]
-main()
-"""
 
-
-def oodmix_train(
-    args: list[str], cwd: Path, one_by_one: bool = False
-) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", ONE_BY_ONE] if one_by_one else [str(BIN / "oodmix-train")]
-    return subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+def oodmix_train(args: list[str], cwd: Path, one_by_one_groups: bool = False) -> Completed:
+    """`oodmix-train <args>` (in this process), optionally with the one-by-one train_group."""
+    stacked_train_group = group_run.train_group
+    if one_by_one_groups:
+        group_run.train_group = one_by_one
+    try:
+        return run_script("oodmix-train", args, cwd=cwd)
+    finally:
+        group_run.train_group = stacked_train_group
 
 
 @pytest.fixture(scope="module")
@@ -366,7 +358,7 @@ def test_stacked_sweep_trained_one_by_one_writes_the_basic_values(
     result = oodmix_train(
         ["-m", "hydra/launcher=stacked", *GRID, *SMALL, f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path,
-        one_by_one=True,
+        one_by_one_groups=True,
     )
     assert result.returncode == 0, result.stderr
     for job in jobs_of(basic_sweep):
