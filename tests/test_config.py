@@ -241,6 +241,7 @@ def test_accelerators_are_lightnings_own() -> None:
     assert "cuda" in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_command_line_checks_import_neither_torch_nor_lightning() -> None:
     """A command line without a key whose list torch or Lightning owns is answered at once."""
     import subprocess

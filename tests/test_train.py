@@ -103,6 +103,7 @@ def test_best_checkpoint_is_chosen_on_validation_f1(compose_config) -> None:
     assert checkpoint["epoch"] == best_epoch
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_and_other_seed_differs(compose_config) -> None:
     """A run is a function of its config: one seed twice gives the same numbers."""
     first = train(compose_config("seed=5", "trainer.max_epochs=2", run="a"))

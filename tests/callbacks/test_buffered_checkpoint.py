@@ -49,6 +49,7 @@ def assert_same(a, b, where: str = "") -> None:
         assert a == b, where
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "length",
     [["trainer.max_epochs=4"], ["trainer.max_epochs=50", "+trainer.max_steps=40"]],

@@ -70,6 +70,7 @@ def test_test_refuses_overflowing_energy_and_writes_no_scores(compose_config) ->
                 "callbacks.detection=null",
                 "callbacks.model_checkpoint=null",
                 "callbacks.saved_scores=null",
+                "plots=true",
             ],
             "confidence map grid",
             "confidence_map.png",

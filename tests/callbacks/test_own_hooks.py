@@ -66,6 +66,7 @@ def test_unimplemented_hooks_are_none_and_implemented_ones_kept() -> None:
         assert callable(getattr(Counting(), name))
 
 
+@pytest.mark.slow
 def test_lightning_calls_exactly_the_implemented_hooks() -> None:
     """3 epochs of 2 steps: on_train_epoch_end 3 times; a subclass's own hook 6 times."""
     counting = Counting()
@@ -77,6 +78,7 @@ def test_lightning_calls_exactly_the_implemented_hooks() -> None:
     assert more.calls.count("on_train_epoch_end") == 3
 
 
+@pytest.mark.slow
 def test_checkpoints_still_save_and_load_callback_state(tmp_path) -> None:
     """on_save_checkpoint/on_load_checkpoint stay callable: a checkpoint is written and a run
     resumes from it."""

@@ -27,10 +27,10 @@ _TRAINED: dict[str, tuple[Path, dict]] = {}
 
 @pytest.fixture
 def trained_run(compose_config) -> tuple[Path, dict]:
-    """The run folder and resolved config of `loss=ce_kl trainer.max_epochs=2 seed=2`, trained
-    once."""
+    """The run folder and resolved config of `loss=ce_kl trainer.max_epochs=2 seed=2
+    plots=true`, trained once."""
     if "run" not in _TRAINED:
-        cfg = compose_config("loss=ce_kl", "trainer.max_epochs=2", "seed=2")
+        cfg = compose_config("loss=ce_kl", "trainer.max_epochs=2", "seed=2", "plots=true")
         train(cfg)
         resolved = OmegaConf.to_container(
             OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from mlflow.tracking import MlflowClient
 from omegaconf import open_dict, read_write
 
 from oodmix.loggers import MLFlowLogger
@@ -23,8 +22,16 @@ def _no_mlflow_settings_from_outside(monkeypatch) -> None:
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
 
 
+def mlflow_client(tracking_uri: str):
+    """MLflow's client of a store (imported here: MLflow takes a second to import, which every
+    test process would pay at collection)."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri)
+
+
 def only_run(store: Path, experiment: str):
-    client = MlflowClient(f"file:{store}")
+    client = mlflow_client(f"file:{store}")
     found = client.get_experiment_by_name(experiment)
     assert found is not None, f"no experiment {experiment!r} in {store}"
     [run] = client.search_runs([found.experiment_id])
@@ -73,7 +80,7 @@ def test_jobs_of_a_sweep_are_runs_of_one_experiment(tmp_path: Path) -> None:
         logger = MLFlowLogger(str(tmp_path / job), "two_disks", f"job {job}", tracking_uri=store)
         logger.log_metrics({"val/f1": float(job)}, step=16)
         logger.finalize("success")
-    client = MlflowClient(store)
+    client = mlflow_client(store)
     [experiment] = client.search_experiments(filter_string="name = 'two_disks'")
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["job 0", "job 1"]

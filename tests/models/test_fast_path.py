@@ -36,6 +36,7 @@ def weights(run) -> list[torch.Tensor]:
     return [p.detach().clone() for p in run.module.net.parameters()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ce", "ce_kl_mixup"])
 def test_chunk_length_does_not_change_the_weights(compose_config, loss):
     """1, 5 and 16 steps per Lightning batch: the same 3 x 16 steps, bit-identical weights."""
@@ -47,6 +48,7 @@ def test_chunk_length_does_not_change_the_weights(compose_config, loss):
         assert all(torch.equal(a, b) for a, b in zip(first, weights(run)))
 
 
+@pytest.mark.slow
 def test_max_steps_stops_inside_a_chunk(compose_config):
     """max_steps=21 with 16-step chunks: exactly 21 optimiser steps, as with 1-step chunks."""
     chunked = fit(compose_config, "+trainer.max_steps=21", "data.steps_per_chunk=16")
@@ -238,6 +240,7 @@ def _norm(grads: list[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
+@pytest.mark.slow
 def test_gradient_clipping_by_norm_scales_each_step(compose_config):
     """First step (same weights either way): clipped g = g * c / ||g||_2 when ||g||_2 > c."""
     plain = _recorded_gradients(compose_config)
@@ -250,6 +253,7 @@ def test_gradient_clipping_by_norm_scales_each_step(compose_config):
     assert all(_norm(step) <= 0.05 * (1 + 1e-5) for step in clipped)
 
 
+@pytest.mark.slow
 def test_gradient_clipping_by_value_clamps_each_entry(compose_config):
     plain = _recorded_gradients(compose_config)
     clipped = _recorded_gradients(

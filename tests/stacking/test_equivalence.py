@@ -48,6 +48,7 @@ def member_overrides(loss: str, k: int) -> list[str]:
     return [f"loss={loss}", *(MEMBERS[name][k] for name in uses)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", group_options("loss"))
 def test_each_member_ends_its_first_epoch_with_its_solo_weights(
     compose_config, tmp_path: Path, loss: str
@@ -70,6 +71,7 @@ def test_each_member_ends_its_first_epoch_with_its_solo_weights(
         assert written["seed"] == k and written["loss"] == solo_metrics["loss"]
 
 
+@pytest.mark.slow
 def test_a_diverging_member_fails_alone(compose_config, tmp_path: Path) -> None:
     """model.lr=1e30 for member 0: its job records the divergence in failure.json and writes
     no metrics; member 1 trains on to the weights and metrics of its solo run."""
@@ -93,6 +95,7 @@ def test_a_diverging_member_fails_alone(compose_config, tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.slow
 def test_the_same_group_twice_writes_byte_identical_metrics(compose_config, tmp_path: Path):
     for attempt in ("a", "b"):
         jobs = [
