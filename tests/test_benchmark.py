@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -40,10 +41,17 @@ def test_oodmix_and_the_plain_loop_end_with_the_same_weights(performance, tmp_pa
     assert row["steps"] == 45 and row["oodmix_s"] > 0 and row["reference_s"] > 0
 
 
-@pytest.mark.slow
-def test_benchmark_writes_json_table_and_plot(performance, tmp_path):
-    out = tmp_path / "bench"
+@pytest.fixture(scope="module")
+def tiny_benchmark(performance, tmp_path_factory) -> Path:
+    """The output folder of one whole TINY benchmark run, shared by the tests of its files."""
+    out = tmp_path_factory.mktemp("performance") / "bench"
     performance.main([*TINY, "--out", str(out)])
+    return out
+
+
+@pytest.mark.slow
+def test_benchmark_writes_json_table_and_plot(tiny_benchmark):
+    out = tiny_benchmark
     results = json.loads((out / "performance.json").read_text())
     assert [r["objective"] for r in results["training"]] == ["ce", "ce_kl", "ce_kl_mixup"]
     assert all(r["ratio"] == r["oodmix_s"] / r["reference_s"] for r in results["training"])
@@ -60,11 +68,11 @@ def test_benchmark_rejects_bad_arguments(performance, capsys):
 
 
 @pytest.mark.slow
-def test_validation_case_alone_keeps_the_other_parts(performance, tmp_path, capsys):
+def test_validation_case_alone_keeps_the_other_parts(performance, tiny_benchmark, tmp_path, capsys):
     """`--only validation` measures fits with and without per-epoch validation, prints the cost
     in ms with the load average, and replaces only that part of an existing performance.json."""
     out = tmp_path / "bench"
-    performance.main([*TINY, "--out", str(out)])
+    shutil.copytree(tiny_benchmark, out)
     before = json.loads((out / "performance.json").read_text())
     capsys.readouterr()
     only = ["--only", "validation", "--validation-epochs", "2", "--validation-repeats", "2"]
