@@ -19,6 +19,7 @@ import shlex
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -106,7 +107,11 @@ def run_module(
     """`python -m <module> <args>` in this process: the module runs as `__main__`."""
 
     def as_main() -> None:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        with warnings.catch_warnings():
+            # A new process has not imported the module yet; this one may have (a test module
+            # that imports it), which runpy warns about.
+            warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
 
     return _run(as_main, [f"python -m {module}", *args], cwd, env)
 
