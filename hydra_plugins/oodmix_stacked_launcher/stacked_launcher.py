@@ -236,13 +236,13 @@ class StackedLauncher(Launcher):
         return cfg
 
     def _log_groups(self, groups: list[list[int]], configs: Sequence[DictConfig]) -> None:
-        from oodmix.stacking.groups import differing_members
+        from oodmix.stacking.groups import differing_members, job_numbers
 
         limit = f" (hydra.launcher.max_members={self.max_members})" if self.max_members else ""
         plural = "s" if len(groups) > 1 else ""
         log.info(f"{len(configs)} jobs in {len(groups)} group{plural}{limit}")
         for n, group in enumerate(groups, start=1):
-            jobs = ", ".join(f"#{configs[i].hydra.job.num}" for i in group)
+            jobs = job_numbers([configs[i].hydra.job.num for i in group])
             if len(group) == 1:
                 log.info(f"\tgroup {n}: job {jobs} alone")
                 continue

@@ -36,6 +36,7 @@ from omegaconf import DictConfig
 from oodmix.callbacks.own_hooks import OwnHooksOnly
 from oodmix.checkpoints.interrupts import exit_stopped
 from oodmix.files import write_json_atomic
+from oodmix.stacking.groups import job_numbers
 
 GROUP_CHECKPOINT = "group"  # checkpoints/group.ckpt
 GROUP_INTERRUPTED = "group-interrupted"  # checkpoints/group-interrupted.ckpt
@@ -51,7 +52,8 @@ def job_folder(cfg: DictConfig) -> Path:
 
 
 def job_label(configs: Sequence[DictConfig]) -> str:
-    return ", ".join(f"#{cfg.hydra.job.num}" for cfg in configs)
+    """The jobs' numbers as messages show them (`#0, #1`, `#0-#359`)."""
+    return job_numbers([cfg.hydra.job.num for cfg in configs])
 
 
 def group_files(first: Path) -> list[Path]:

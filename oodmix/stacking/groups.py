@@ -26,6 +26,24 @@ _MEMBER_REFERENCES = re.compile(
 )
 
 
+def job_numbers(numbers: Sequence[int]) -> str:
+    """Job numbers as the log and messages show them: `#0-#359` for a run of three or more
+    consecutive numbers, each number alone otherwise (`#0, #1, #5-#9, #12`)."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    shown = []
+    for run in runs:
+        if len(run) >= 3:
+            shown.append(f"#{run[0]}-#{run[-1]}")
+        else:
+            shown.extend(f"#{n}" for n in run)
+    return ", ".join(shown)
+
+
 def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(node, dict):
         for key, value in node.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from oodmix.stacking.groups import differing_members, group_jobs, member_paths
+from oodmix.stacking.groups import differing_members, group_jobs, job_numbers, member_paths
 
 
 @pytest.fixture
@@ -57,3 +57,18 @@ def test_member_paths_include_interpolated_copies_and_run_folders(configs) -> No
     assert {"seed", "data.seed", "loss.beta", "callbacks.detection.delta", "output_dir",
             "model.optimizer.lr", "callbacks.confidence_map.output_dir"} <= paths  # fmt: skip
     assert "model.hidden[0]" not in paths and "data.batch_size" not in paths
+
+
+@pytest.mark.parametrize(
+    ("numbers", "shown"),
+    [
+        ([7], "#7"),
+        ([0, 1], "#0, #1"),  # two in a row stay listed
+        ([2, 3, 4], "#2-#4"),
+        (list(range(360)), "#0-#359"),
+        ([0, 1, 5, 6, 7, 8, 9, 12], "#0, #1, #5-#9, #12"),
+        ([3, 1, 2], "#3, #1, #2"),  # in the given order: only rising runs are ranges
+    ],
+)
+def test_job_numbers_show_runs_of_three_or_more_as_ranges(numbers, shown) -> None:
+    assert job_numbers(numbers) == shown
