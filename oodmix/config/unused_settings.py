@@ -23,11 +23,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from oodmix.batch_parts import MIXED_PARTS, OOD_PARTS
 from oodmix.config.validation import ConfigError
-
-#: The training-batch parts that carry mixed samples, and those that carry OOD samples.
-MIXED_PARTS = frozenset({"id_mix", "ood_mix", "cross_mix"})
-OOD_PARTS = frozenset({"ood", "ood_mix", "cross_mix"})
 
 
 @dataclass(frozen=True)
@@ -78,12 +75,12 @@ USES: dict[str, Use] = {
         "loss",
     ),
     "mixup.alpha": Use(
-        lambda cfg: bool(_loss_requires(cfg) & MIXED_PARTS),
+        lambda cfg: bool(_loss_requires(cfg) & set(MIXED_PARTS)),
         lambda: f"an objective that trains on mixed samples ({_losses_referring_to('mixup')})",
         "loss",
     ),
     "mixup.pairs": Use(
-        lambda cfg: bool(_loss_requires(cfg) & MIXED_PARTS),
+        lambda cfg: bool(_loss_requires(cfg) & set(MIXED_PARTS)),
         lambda: f"an objective that trains on mixed samples ({_losses_referring_to('mixup')})",
         "loss",
     ),

@@ -10,10 +10,9 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from oodmix.data.loaders import TRAIN_PARTS, EvalBatches, TrainBatches
+from oodmix.batch_parts import MIXED_PARTS, OOD_PARTS, TRAIN_PARTS
+from oodmix.data.loaders import EvalBatches, TrainBatches
 from oodmix.data.mixup import Mixup
-
-MIXED_PARTS = frozenset({"id_mix", "ood_mix", "cross_mix"})
 
 
 @dataclass
@@ -122,7 +121,7 @@ class SplitsDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: dict | list[dict], dataloader_idx: int):
         # Training batches are chunks (lists of step batches); evaluation batches are dicts.
-        if isinstance(batch, list) and self.parts & MIXED_PARTS:
+        if isinstance(batch, list) and self.parts & set(MIXED_PARTS):
             for step_batch in batch:
                 self.add_mixed_parts(step_batch)
         return batch
@@ -186,7 +185,7 @@ class OODDataModule(SplitsDataModule):
             raise ValueError(
                 f"unknown batch parts {sorted(unknown)}: allowed {', '.join(TRAIN_PARTS)}"
             )
-        if parts & MIXED_PARTS and self.mixup is None:
+        if parts & set(MIXED_PARTS) and self.mixup is None:
             raise ValueError(
                 "mixup=null is not allowed with an objective that trains on mixed samples (it "
                 "needs mixed batches): set mixup.alpha, e.g. mixup.alpha=1.0, or choose another "
@@ -214,7 +213,7 @@ class OODDataModule(SplitsDataModule):
     def train_dataloader(self) -> TrainBatches:
         splits = self._require_splits()
         rank, world_size = self._rank_and_world()
-        wants_ood = bool(self.parts & {"ood", "ood_mix", "cross_mix"})
+        wants_ood = bool(self.parts & OOD_PARTS)
         return TrainBatches(
             splits.id_x,
             splits.id_y,

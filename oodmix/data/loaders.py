@@ -13,10 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from oodmix.batch_parts import MIXED_PARTS
 from oodmix.data.mixup import Mixup, MixupDraws
-
-# The order in which the parts of a training batch are fed through the network.
-TRAIN_PARTS = ("id", "ood", "id_mix", "ood_mix", "cross_mix")
 
 
 def shard(n: int, rank: int, world_size: int) -> slice:
@@ -210,7 +208,7 @@ class TrainBatches(ChunkedSteps):
         self.rank, self.world_size = rank, world_size
         self.drop_last = drop_last
         self.mixup = mixup
-        self.mixed_parts = frozenset(parts) & {"id_mix", "ood_mix", "cross_mix"}
+        self.mixed_parts = frozenset(parts) & set(MIXED_PARTS)
         self.n_local = id_x.shape[0] // world_size if world_size > 1 else id_x.shape[0]
 
     @property

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-#: The mixed batch parts, in the order their draws are taken.
-MIXED_PARTS = ("id_mix", "ood_mix", "cross_mix")
+from oodmix.batch_parts import MIXED_PARTS
 
 
 def one_hot(y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:

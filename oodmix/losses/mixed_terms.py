@@ -18,13 +18,8 @@ from typing import Any
 
 import torch
 
+from oodmix.batch_parts import PAIRS_PARTS
 from oodmix.losses.functional import kl_uniform, soft_cross_entropy
-
-PAIRS = {
-    "within": frozenset({"id_mix", "ood_mix"}),
-    "cross": frozenset({"cross_mix"}),
-    "both": frozenset({"id_mix", "ood_mix", "cross_mix"}),
-}
 
 
 def resolve_pairs(pairs: str | None, default: str) -> str:
@@ -32,7 +27,7 @@ def resolve_pairs(pairs: str | None, default: str) -> str:
     the paper's objective, cross for MixOE), so that every value a user sets is honoured."""
     if pairs is None:
         return default
-    if pairs not in PAIRS:
+    if pairs not in PAIRS_PARTS:
         raise ValueError(
             f"mixup.pairs={pairs!r} is not allowed: mixup.pairs must be null (the objective's "
             f"own), within, cross or both"
@@ -42,7 +37,7 @@ def resolve_pairs(pairs: str | None, default: str) -> str:
 
 def mixed_parts(pairs: str) -> frozenset[str]:
     """The batch parts `pairs` (within, cross or both) asks the datamodule for."""
-    return PAIRS[resolve_pairs(pairs, "within")]
+    return PAIRS_PARTS[resolve_pairs(pairs, "within")]
 
 
 def mixed_terms(

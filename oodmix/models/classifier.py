@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from oodmix.data.loaders import TRAIN_PARTS
+from oodmix.batch_parts import TRAIN_PARTS
 from oodmix.failures import TrainingDiverged
 from oodmix.losses.base import OODLoss
 from oodmix.metrics.publish import publish

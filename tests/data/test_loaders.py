@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from oodmix.batch_parts import PAIRS_PARTS as PAIRS
 from oodmix.data.loaders import EpochPlan, EvalBatches, TrainBatches, shard
 from oodmix.data.mixup import Mixup
-from oodmix.losses.mixed_terms import PAIRS
 
 
 def identity_data(n_id: int = 1000, n_ood: int = 3000):
