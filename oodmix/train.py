@@ -23,8 +23,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from oodmix.config.errors import debugging, describe
+from oodmix.config.job import job_config
 from oodmix.config.overrides import check_command_line
-from oodmix.config.paths import config_dir
+from oodmix.config.paths import config_dir, shown_path
 from oodmix.config.run_checks import tested_weights_problem
 from oodmix.config.validation import ConfigError, check_accelerator, validate
 from oodmix.failures import RunFailure
@@ -125,11 +126,7 @@ def format_results(metrics: dict[str, Any], threshold: str, output: Path) -> str
     for key, label in TABLE_ROWS.items():
         if key in metrics:
             lines.append(f"  {label:<22} {metrics[key]:.4f}")
-    try:
-        shown = output.resolve().relative_to(Path.cwd())
-    except ValueError:  # outside the working directory: the absolute path
-        shown = output
-    lines.append(f"  written to {shown}")
+    lines.append(f"  written to {shown_path(output)}")
     return "\n".join(lines)
 
 
@@ -185,7 +182,7 @@ def build_run(cfg: DictConfig) -> Run:
 
     datamodule, loss, net = build_parts(cfg)
     # Hydra's own section is present only when a config is composed with it (tests).
-    run_config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    run_config = job_config(cfg)
     module = OODClassifier(
         net,
         loss,
@@ -265,11 +262,11 @@ def _exit_interrupted(trainer: Any, signal_name: str, output_dir: Path) -> None:
     if _in_stacked_sweep():
         # A job trained alone in a stacked sweep: the sweep stops with it, and continuing the
         # sweep resumes this job from `saved` and runs the jobs after it.
-        from oodmix.stacking.checkpoint import exit_sweep_stopped, shown
+        from oodmix.stacking.checkpoint import exit_sweep_stopped
 
         hydra_config = HydraConfig.get()
         jobs = f"job #{hydra_config.job.num} trained alone"
-        where = f"saved in {shown(saved)}"
+        where = f"saved in {shown_path(saved)}"
         exit_sweep_stopped(trainer, signal_name, jobs, where, str(hydra_config.sweep.dir))
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     overrides = [o for o in overrides if not o.startswith("ckpt_path=")]
@@ -333,10 +330,9 @@ def _record_job_failure(error: Exception) -> None:
     # OODMIX_DEBUG=1: the traceback on the console too (main() sets HYDRA_FULL_ERROR itself).
     if debugging():
         print(record["traceback"], file=sys.stderr, end="")
-    if path.resolve().is_relative_to(Path.cwd()):  # else the absolute path
-        path = path.resolve().relative_to(Path.cwd())
     reason = failure_reason(record)
-    print(f"oodmix-train: job {hydra_cfg.job.num} failed: {reason} (see {path})", file=sys.stderr)
+    shown = shown_path(path)
+    print(f"oodmix-train: job {hydra_cfg.job.num} failed: {reason} (see {shown})", file=sys.stderr)
 
 
 def run_job_task(cfg: DictConfig) -> float | None:

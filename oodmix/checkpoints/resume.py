@@ -27,6 +27,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from oodmix.config.job import job_config
 from oodmix.config.run_dirs import checkpoint_run_dir
 from oodmix.config.validation import ConfigError, shown
 
@@ -129,7 +130,7 @@ def _resolved(config: DictConfig) -> dict[str, Any]:
     of the comparison), against a copy of the config registered as Hydra's for the moment."""
     from hydra.core.hydra_config import HydraConfig
 
-    job = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+    job = job_config(config)
     if "hydra" not in config:  # a job's config: HydraConfig already holds its run
         return OmegaConf.to_container(job, resolve=True)
     composed = copy.deepcopy(config)

@@ -1,4 +1,5 @@
-"""Where the Hydra configs live: inside an installed wheel, or at the top of a source checkout."""
+"""Paths: where the Hydra configs live (inside an installed wheel, or at the top of a source
+checkout), and a path as messages show it."""
 
 from __future__ import annotations
 
@@ -22,3 +23,12 @@ def group_options(group: str) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def shown_path(path: Path | str) -> str:
+    """A path as a user would type it: relative to the working directory when inside it, as
+    given otherwise."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

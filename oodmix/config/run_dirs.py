@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from oodmix.config.paths import shown_path
 from oodmix.config.validation import ConfigError
 
 #: Folders this process created through claim_fresh_dir, parents included, in creation order.
@@ -67,14 +68,6 @@ def _is_empty(folder: Path) -> bool:
     return not folder.exists() or not any(folder.iterdir())
 
 
-def _as_given(folder: Path) -> str:
-    """A folder as a user would type it: relative to the working directory when inside it."""
-    try:
-        return str(folder.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(folder)
-
-
 def check_run_dir(folder: Path, ckpt_path: Any, key: str = "hydra.run.dir") -> None:
     """Refuse to write into a folder that already holds files, unless resuming the run in it;
     and refuse to resume a run (a checkpoint in its run folder) anywhere but in that folder."""
@@ -82,7 +75,7 @@ def check_run_dir(folder: Path, ckpt_path: Any, key: str = "hydra.run.dir") -> N
     if resumed is not None and resumed != folder.resolve():
         raise ConfigError(
             f"{key}={folder} is not allowed with ckpt_path={ckpt_path}: a resumed run goes on "
-            f"in its own folder, {_as_given(resumed)}, and {key} cannot move it; leave {key} "
+            f"in its own folder, {shown_path(resumed)}, and {key} cannot move it; leave {key} "
             "out to resume there"
         )
     if _is_empty(folder) or resumed is not None:
@@ -123,7 +116,7 @@ def check_no_resume_in_sweep(ckpt_paths: list[Any]) -> None:
         if resumed is not None:
             raise ConfigError(
                 f"ckpt_path={ckpt_path} is not allowed in a multirun: a resumed run goes on in "
-                f"its own folder, {_as_given(resumed)}, and a sweep writes each job into a "
+                f"its own folder, {shown_path(resumed)}, and a sweep writes each job into a "
                 "folder of its own; resume it with a single run (without -m)"
             )
 

@@ -35,6 +35,7 @@ from omegaconf import DictConfig
 
 from oodmix.callbacks.own_hooks import OwnHooksOnly
 from oodmix.checkpoints.interrupts import exit_stopped
+from oodmix.config.paths import shown_path
 from oodmix.files import write_json_atomic
 from oodmix.stacking.groups import job_numbers
 
@@ -209,7 +210,7 @@ class GroupCheckpoint:
         saved = latest_checkpoint([self.interrupted, self.latest])
         where = "no group checkpoint was written"
         if saved is not None:
-            where = f"saved in {shown(saved)}"
+            where = f"saved in {shown_path(saved)}"
         jobs = f"jobs {job_label(self.configs)} trained together"
         exit_sweep_stopped(trainer, signal_name, jobs, where, str(self.configs[0].hydra.sweep.dir))
 
@@ -222,14 +223,6 @@ def exit_sweep_stopped(
     (hydra.launcher.resume=true resumes them and runs the jobs after them); then exit."""
     how = f" ({jobs}, {where}); continue the sweep with: {continue_command(sweep_dir)}"
     exit_stopped(trainer, signal_name, how)
-
-
-def shown(path: Path) -> str:
-    """A path as a user would type it: relative to the working directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _relative(path: Path, folder: Path) -> str:

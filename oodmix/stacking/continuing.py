@@ -27,6 +27,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from oodmix.config.job import job_config
+from oodmix.config.paths import shown_path
 from oodmix.config.validation import ConfigError
 from oodmix.stacking.checkpoint import (
     GROUP_RECORD,
@@ -36,7 +38,6 @@ from oodmix.stacking.checkpoint import (
     job_label,
     latest_checkpoint,
     recorded_value,
-    shown,
 )
 
 
@@ -57,7 +58,7 @@ def check_same_job(cfg: DictConfig) -> None:
     if before != now:
         raise ConfigError(
             f"{RESUME_KEY}=true is not allowed here: job #{cfg.hydra.job.num} of "
-            f"{shown(job_folder(cfg).parent)} ran with {' '.join(before) or 'no overrides'}, "
+            f"{shown_path(job_folder(cfg).parent)} ran with {' '.join(before) or 'no overrides'}, "
             f"and this command gives it {' '.join(now) or 'no overrides'}; continue a sweep with "
             "the command that started it"
         )
@@ -75,7 +76,9 @@ def check_same_settings(ckpt: Path, cfg: DictConfig, jobs: str) -> None:
         prefix = f"ckpt_path={ckpt} is not allowed"
         if text.startswith(prefix):
             text = f"{RESUME_KEY}=true is not allowed" + text[len(prefix) :]
-        text = text.replace("the checkpoint was trained", f"{shown(ckpt)} ({jobs}) was trained")
+        text = text.replace(
+            "the checkpoint was trained", f"{shown_path(ckpt)} ({jobs}) was trained"
+        )
         text = text.replace("resume with the same settings", "continue with the same settings")
         text = text.replace("or start a new run", "or start a new sweep")
         raise ConfigError(text) from None
@@ -93,7 +96,7 @@ def _check_group_record(configs: Sequence[DictConfig]) -> None:
             before = ", ".join(f"#{n}" for n in json.loads(record.read_text())["jobs"])
             raise ConfigError(
                 f"{RESUME_KEY}=true is not allowed here: jobs {before} were trained together "
-                f"({shown(record)}), and this command trains jobs {job_label(configs)} "
+                f"({shown_path(record)}), and this command trains jobs {job_label(configs)} "
                 "together; continue a sweep with the command that started it"
             )
 
@@ -133,7 +136,7 @@ def continue_sweep(
                 check_same_settings(saved, members[0], f"jobs {jobs}")
                 for cfg in members:
                     check_same_job(cfg)
-                log(f"\tjobs {jobs}: resumed from {shown(saved)}")
+                log(f"\tjobs {jobs}: resumed from {shown_path(saved)}")
                 plans.append(list(group))
                 continue
         for i in group:
@@ -150,7 +153,7 @@ def continue_sweep(
                 check_same_settings(saved, cfg, f"job #{cfg.hydra.job.num}")
                 with open_dict(cfg):
                     cfg.ckpt_path = str(saved)
-                log(f"\tjob #{cfg.hydra.job.num}: resumed from {shown(saved)}")
+                log(f"\tjob #{cfg.hydra.job.num}: resumed from {shown_path(saved)}")
         if rest:
             plans.append(rest)
     for plan in plans:
@@ -165,7 +168,7 @@ def recorded_return(cfg: DictConfig, value: float) -> Any:
 
     return JobReturn(
         overrides=list(cfg.hydra.overrides.task),
-        cfg=OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]),
+        cfg=job_config(cfg),
         hydra_cfg=cfg,
         working_dir=os.getcwd(),
         task_name=str(cfg.hydra.job.name),

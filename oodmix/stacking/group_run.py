@@ -24,10 +24,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-
-def job_config(cfg: DictConfig) -> DictConfig:
-    """The task's config of a job: its composed config without Hydra's section."""
-    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+from oodmix.config.job import job_config
 
 
 def train_group(configs: Sequence[DictConfig]) -> list[float | None]:

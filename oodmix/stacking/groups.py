@@ -17,6 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from oodmix.config.job import job_config
+
 #: Root knobs each member of a stack may set for itself.
 MEMBER_KEYS = ("seed", "beta", "mixup.alpha", "delta", "model.lr")
 
@@ -61,7 +63,7 @@ def _is_number(value: Any) -> bool:
 
 def _job_leaves(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """The leaves of `cfg` without Hydra's section: (as written, resolved)."""
-    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    job = job_config(cfg)
     raw = dict(_leaves(OmegaConf.to_container(job, resolve=False)))
     return raw, dict(_leaves(OmegaConf.to_container(job, resolve=True)))
 
