@@ -20,14 +20,13 @@ again in the job, for runs that had no such check (a job of a multirun, `train(c
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from oodmix.config.job import job_config
+from oodmix.config.job import job_config, references
 from oodmix.config.run_dirs import checkpoint_run_dir
 from oodmix.config.validation import ConfigError, shown
 
@@ -38,7 +37,6 @@ MAY_DIFFER = ("ckpt_path", "trainer.max_epochs", "trainer.max_steps", "progress"
 #: `${now:...}`): no setting, left out of the comparison.
 NOT_A_SETTING = "<run folder or clock>"
 
-_REFERENCE = re.compile(r"\$\{([^${}]+)\}")  # the innermost interpolations of a string
 _CHOICE = "hydra:runtime.choices."
 _ABSENT = object()
 
@@ -82,7 +80,7 @@ def origins(raw: Mapping[str, Any], key: str, _depth: int = 0) -> set[str]:
         if not (isinstance(node, str) and "${" in node):
             continue
         found: set[str] = set()
-        for reference in _REFERENCE.findall(node):
+        for reference in references(node):
             if reference.startswith(_CHOICE):
                 found.add(_group_option(reference.removeprefix(_CHOICE)))
             elif reference.startswith(("hydra:", "now:")):

@@ -16,7 +16,6 @@ Defaults are never refused: a shipped config may well set a knob that one object
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from oodmix.batch_parts import MIXED_PARTS, OOD_PARTS
+from oodmix.config.job import refers_to
 from oodmix.config.validation import ConfigError
 
 
@@ -46,8 +46,7 @@ def _loss_requires(cfg: DictConfig) -> frozenset[str]:
 def _interpolates(node: Any, key: str) -> bool:
     """Whether a config node, unresolved, refers to the root key `key` (`${beta}`,
     `${mixup.pairs}`, `${oc.select:mixup.pairs,null}`)."""
-    text = str(OmegaConf.to_container(node, resolve=False))
-    return re.search(r"\$\{(oc\.select:)?" + re.escape(key) + r"[}.,]", text) is not None
+    return refers_to(str(OmegaConf.to_container(node, resolve=False)), key)
 
 
 def _fixed_threshold(cfg: DictConfig) -> bool:

@@ -11,21 +11,15 @@ width, the detector, the trainer, ...) makes another group.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from oodmix.config.job import job_config
+from oodmix.config.job import job_config, references
 
 #: Root knobs each member of a stack may set for itself.
 MEMBER_KEYS = ("seed", "beta", "mixup.alpha", "delta", "model.lr")
-
-#: Interpolations whose value is a member's own: its knobs and its run folder.
-_MEMBER_REFERENCES = re.compile(
-    r"\$\{(" + "|".join(re.escape(k) for k in MEMBER_KEYS) + r"|output_dir)\}|\$\{hydra:"
-)
 
 
 def job_numbers(numbers: Sequence[int]) -> str:
@@ -57,6 +51,12 @@ def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix, node
 
 
+def _is_members_own(reference: str) -> bool:
+    """Whether an interpolation's value is a member's own: one of its knobs, its run folder or
+    anything Hydra sets per job."""
+    return reference in MEMBER_KEYS or reference == "output_dir" or reference.startswith("hydra:")
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -73,7 +73,7 @@ def _member_paths(raw: dict[str, Any], resolved: dict[str, Any]) -> set[str]:
     for path, value in raw.items():
         own = path in MEMBER_KEYS or path == "output_dir"
         number_of_objective = path.startswith("loss.") and _is_number(resolved.get(path))
-        refers = isinstance(value, str) and _MEMBER_REFERENCES.search(value) is not None
+        refers = isinstance(value, str) and any(map(_is_members_own, references(value)))
         if own or number_of_objective or refers:
             paths.add(path)
         elif isinstance(value, str) and value.startswith("${") and value.endswith("}"):
