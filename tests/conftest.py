@@ -1,4 +1,5 @@
-"""Shared fixtures: configs composed with Hydra exactly as `oodmix-train` composes them."""
+"""Shared fixtures and checks: configs composed with Hydra exactly as `oodmix-train` composes
+them, one torch thread per test process, and the check that keeps `pytest -m "not slow"` fast."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from oodmix.config.paths import config_dir
 # Set before anything imports torch, so this process and every process it starts agree.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# pytester: the test of the slow-mark check below runs small pytest sessions of its own.
+# pytester: tests/test_slow_marks.py runs small pytest sessions with this conftest.
 pytest_plugins = ("pytester",)
 
 # Short runs: the shipped data and model, fewer epochs, and no confidence map (drawing its PNG
