@@ -74,17 +74,17 @@ USES: dict[str, Use] = {
         "loss",
     ),
     "mixup.alpha": Use(
-        lambda cfg: bool(_loss_requires(cfg) & set(MIXED_PARTS)),
+        lambda cfg: not _loss_requires(cfg).isdisjoint(MIXED_PARTS),
         lambda: f"an objective that trains on mixed samples ({_losses_referring_to('mixup')})",
         "loss",
     ),
     "mixup.pairs": Use(
-        lambda cfg: bool(_loss_requires(cfg) & set(MIXED_PARTS)),
+        lambda cfg: not _loss_requires(cfg).isdisjoint(MIXED_PARTS),
         lambda: f"an objective that trains on mixed samples ({_losses_referring_to('mixup')})",
         "loss",
     ),
     "data.ood_batch_size": Use(
-        lambda cfg: bool(_loss_requires(cfg) & OOD_PARTS),
+        lambda cfg: not _loss_requires(cfg).isdisjoint(OOD_PARTS),
         lambda: "an objective that trains on OOD samples",
         "loss",
     ),

@@ -121,7 +121,7 @@ class SplitsDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: dict | list[dict], dataloader_idx: int):
         # Training batches are chunks (lists of step batches); evaluation batches are dicts.
-        if isinstance(batch, list) and self.parts & set(MIXED_PARTS):
+        if isinstance(batch, list) and not self.parts.isdisjoint(MIXED_PARTS):
             for step_batch in batch:
                 self.add_mixed_parts(step_batch)
         return batch
@@ -185,7 +185,7 @@ class OODDataModule(SplitsDataModule):
             raise ValueError(
                 f"unknown batch parts {sorted(unknown)}: allowed {', '.join(TRAIN_PARTS)}"
             )
-        if parts & set(MIXED_PARTS) and self.mixup is None:
+        if not parts.isdisjoint(MIXED_PARTS) and self.mixup is None:
             raise ValueError(
                 "mixup=null is not allowed with an objective that trains on mixed samples (it "
                 "needs mixed batches): set mixup.alpha, e.g. mixup.alpha=1.0, or choose another "
@@ -213,7 +213,7 @@ class OODDataModule(SplitsDataModule):
     def train_dataloader(self) -> TrainBatches:
         splits = self._require_splits()
         rank, world_size = self._rank_and_world()
-        wants_ood = bool(self.parts & OOD_PARTS)
+        wants_ood = not self.parts.isdisjoint(OOD_PARTS)
         return TrainBatches(
             splits.id_x,
             splits.id_y,

@@ -208,7 +208,7 @@ class TrainBatches(ChunkedSteps):
         self.rank, self.world_size = rank, world_size
         self.drop_last = drop_last
         self.mixup = mixup
-        self.mixed_parts = frozenset(parts) & set(MIXED_PARTS)
+        self.mixed_parts = frozenset(parts).intersection(MIXED_PARTS)
         self.n_local = id_x.shape[0] // world_size if world_size > 1 else id_x.shape[0]
 
     @property

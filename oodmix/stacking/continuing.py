@@ -39,6 +39,7 @@ from oodmix.stacking.checkpoint import (
     latest_checkpoint,
     recorded_value,
 )
+from oodmix.stacking.groups import job_numbers
 
 
 def _key(override: str) -> str:
@@ -93,7 +94,7 @@ def _check_group_record(configs: Sequence[DictConfig]) -> None:
     for cfg in configs:
         record = job_folder(cfg) / "checkpoints" / GROUP_RECORD
         if record.is_file() and json.loads(record.read_text())["jobs"] != jobs:
-            before = ", ".join(f"#{n}" for n in json.loads(record.read_text())["jobs"])
+            before = job_numbers(json.loads(record.read_text())["jobs"])
             raise ConfigError(
                 f"{RESUME_KEY}=true is not allowed here: jobs {before} were trained together "
                 f"({shown_path(record)}), and this command trains jobs {job_label(configs)} "
