@@ -69,7 +69,7 @@ from oodmix.callbacks import DetectionEvaluation
 from oodmix.config.paths import config_dir
 from oodmix.files import save_figure_atomic
 from oodmix.metrics import publish
-from oodmix.train import build_run
+from oodmix.runs.build import build_run
 
 SIZES = (4_000, 400_000, 4_000_000)
 TARGET_RATIO = 1.3

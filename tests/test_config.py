@@ -415,7 +415,7 @@ SAME_REASON = {
 def test_a_rule_a_class_states_is_refused_in_its_words_before_a_run(compose_config, case) -> None:
     """The check before a run calls the class's own rule: the same reason as the class gives
     when it is built by hand, or by the run (build_parts, which the pre-flight also runs)."""
-    from oodmix.train import build_parts
+    from oodmix.runs.parts import build_parts
 
     overrides, build, reason, built_reason = SAME_REASON[case]
     cfg = compose_config(*overrides)

@@ -10,7 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict, read_write
 
-import oodmix.train as train_module
+import oodmix.runs.build as build_module
+import oodmix.runs.job as job_module
 from oodmix.callbacks.progress import RichProgress, TQDMProgress
 from oodmix.config.validation import ConfigError
 from oodmix.console import choose_progress, is_quiet, stderr_is_terminal
@@ -81,7 +82,7 @@ def test_the_terminal_is_stderr(monkeypatch) -> None:
     ("progress", "bar"), [("rich", RichProgress), ("tqdm", TQDMProgress), ("none", None)]
 )
 def test_the_trainer_gets_the_chosen_bar(compose_config, progress, bar) -> None:
-    trainer = train_module.build_run(compose_config(f"progress={progress}")).trainer
+    trainer = build_module.build_run(compose_config(f"progress={progress}")).trainer
     if bar is None:
         assert trainer.progress_bar_callback is None
     else:
@@ -91,12 +92,12 @@ def test_the_trainer_gets_the_chosen_bar(compose_config, progress, bar) -> None:
 def test_auto_shows_no_bar_when_stderr_is_not_a_terminal(compose_config) -> None:
     """As under pytest, in a log file or in CI: the bar costs nothing, it is not there."""
     assert not stderr_is_terminal()
-    assert train_module.build_run(compose_config()).trainer.progress_bar_callback is None
+    assert build_module.build_run(compose_config()).trainer.progress_bar_callback is None
 
 
 def test_a_run_with_the_rich_bar_completes(compose_config, capsys) -> None:
     cfg = compose_config("progress=rich", "trainer.max_epochs=2", "plots=false", "logger=none")
-    metrics = train_module.train(cfg)
+    metrics = job_module.train(cfg)
     assert 0.0 <= metrics["test/f1"] <= 1.0
     captured = capsys.readouterr()
     assert "Epoch 1/1" in captured.err and "val/f1" in captured.err  # the bar, on stderr
@@ -122,8 +123,8 @@ def test_the_results_table_is_printed_unless_quiet(
     with read_write(cfg.hydra), open_dict(cfg.hydra):
         cfg.hydra.mode = mode
     HydraConfig.instance().set_config(cfg)
-    monkeypatch.setattr(train_module, "train", lambda cfg: dict(FAKE_METRICS))
-    assert train_module._train_and_print(cfg) == 0.25
+    monkeypatch.setattr(job_module, "train", lambda cfg: dict(FAKE_METRICS))
+    assert job_module.train_and_print(cfg) == 0.25
     out = capsys.readouterr().out
     assert ("F1 (ID positive)" in out) is printed
     if not printed:

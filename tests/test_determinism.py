@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from oodmix.config.paths import group_options
-from oodmix.train import build_run, train
+from oodmix.runs.build import build_run
+from oodmix.runs.job import train
 from tests.data.test_digits_and_npz import eval_arrays, train_arrays, write
 
 SHORT = ["trainer.max_epochs=2", "plots=false"]

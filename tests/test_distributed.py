@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 
 from oodmix.callbacks import DetectionEvaluation
 from oodmix.config.paths import group_options
-from oodmix.train import train
+from oodmix.runs.job import train
 
 # Odd sizes: a DistributedSampler would pad 1001 points to 1002 on 2 processes.
 N_VAL, N_TEST = 999, 1001

@@ -16,7 +16,8 @@ from console_scripts import run_script
 
 from oodmix.failures import TrainingDiverged
 from oodmix.models import OODClassifier
-from oodmix.train import build_run, train
+from oodmix.runs.build import build_run
+from oodmix.runs.job import train
 
 DIVERGING = ["model.lr=1e30", "trainer.max_epochs=3", "plots=false", "logger=none"]
 

@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict, read_write
 
+import oodmix.runs.job as job_module
 import oodmix.train as train_module
 
 
@@ -56,7 +57,7 @@ def test_multirun_job_with_any_exception_records_the_traceback(
 ) -> None:
     """A RuntimeError deep in training: failure.json with type, one-line message and the full
     traceback; the console shows one line, no traceback."""
-    monkeypatch.setattr(train_module, "train", crash)
+    monkeypatch.setattr(job_module, "train", crash)
     cfg = in_mode(compose_config(), RunMode.MULTIRUN)
     assert train_module._run_job(cfg) is None
     record = json.loads((tmp_path / "run" / "failure.json").read_text())
@@ -73,7 +74,7 @@ def test_multirun_job_that_succeeds_clears_an_earlier_failure(
     compose_config, tmp_path: Path, monkeypatch
 ) -> None:
     """A failure.json left by an earlier sweep into the same folder does not outlive a rerun."""
-    monkeypatch.setattr(train_module, "_train_and_print", lambda cfg: 0.75)
+    monkeypatch.setattr(job_module, "train_and_print", lambda cfg: 0.75)
     cfg = in_mode(compose_config(), RunMode.MULTIRUN)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "failure.json").write_text("{}")
@@ -87,7 +88,7 @@ def test_keyboard_interrupt_stops_a_multirun(compose_config, tmp_path: Path, mon
     def interrupted(cfg):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "train", interrupted)
+    monkeypatch.setattr(job_module, "train", interrupted)
     cfg = in_mode(compose_config(), RunMode.MULTIRUN)
     with pytest.raises(KeyboardInterrupt):
         train_module._run_job(cfg)
@@ -109,7 +110,7 @@ def test_single_run_keeps_one_line_and_exit_2_for_a_config_error(
 def test_single_run_lets_other_exceptions_propagate(
     compose_config, tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(train_module, "train", crash)
+    monkeypatch.setattr(job_module, "train", crash)
     cfg = in_mode(compose_config(), RunMode.RUN)
     with pytest.raises(RuntimeError, match="deep in training"):
         train_module._run_job(cfg)

@@ -12,7 +12,7 @@ import torch
 from oodmix.config.validation import ConfigError
 from oodmix.data import TwoDisksDataModule
 from oodmix.models import MLP
-from oodmix.train import train
+from oodmix.runs.job import train
 
 METRIC_KEYS = {
     "test/f1",

@@ -1,4 +1,5 @@
-"""Stopping a run on SIGTERM or SIGINT (Ctrl+C) with a checkpoint it can resume from exactly.
+"""Stopping a run on SIGTERM or SIGINT (Ctrl+C) with a checkpoint it can resume from exactly,
+and the one line that says how to go on (resume the run, or continue the stopped sweep).
 
 Lightning notes a SIGTERM and stops at the next clean point (after the current training
 batch, i.e. chunk of steps), raising SIGTERMException; a Ctrl+C raises KeyboardInterrupt
@@ -10,9 +11,11 @@ Lightning's SIGTERM route; `InterruptCheckpoint` then saves checkpoints/interrup
 from __future__ import annotations
 
 import os
+import shlex
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +24,9 @@ import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from oodmix.callbacks.own_hooks import OwnHooksOnly
+
+#: The stacked launcher's switch that continues a stopped sweep in its folder (docs/sweeps.md).
+RESUME_KEY = "hydra.launcher.resume"
 
 
 class InterruptCheckpoint(OwnHooksOnly, L.Callback):
@@ -93,8 +99,6 @@ def exit_stopped(trainer: Any, signal_name: str, how_to_go_on: str) -> None:
     """One line on stderr (from the first process only): where training stopped, then
     `how_to_go_on` (where it was saved and the command that goes on); exit 128 + the signal's
     number, as a shell reports a process ended by that signal."""
-    import sys
-
     if trainer.is_global_zero:
         print(
             f"oodmix-train: stopped by {signal_name} at epoch {trainer.current_epoch}, step "
@@ -102,3 +106,22 @@ def exit_stopped(trainer: Any, signal_name: str, how_to_go_on: str) -> None:
             file=sys.stderr,
         )
     sys.exit(128 + int(getattr(signal, signal_name, signal.SIGTERM)))
+
+
+def exit_sweep_stopped(
+    trainer: Any, signal_name: str, jobs: str, where: str, sweep_dir: str
+) -> None:
+    """A stacked sweep stopped while `jobs` trained (a group, or a job trained alone): the
+    line saying so, where they were saved and the command that continues the sweep
+    (hydra.launcher.resume=true resumes them and runs the jobs after them); then exit."""
+    how = f" ({jobs}, {where}); continue the sweep with: {continue_command(sweep_dir)}"
+    exit_stopped(trainer, signal_name, how)
+
+
+def continue_command(sweep_dir: str, argv: Sequence[str] | None = None) -> str:
+    """The command line that continues a stopped sweep: this process's own arguments, with the
+    sweep's folder and the launcher's resume switch (each argument quoted for a POSIX shell)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    kept = [a for a in argv if not a.startswith(("hydra.sweep.dir=", f"{RESUME_KEY}="))]
+    words = [*kept, f"hydra.sweep.dir={sweep_dir}", f"{RESUME_KEY}=true"]
+    return " ".join(["oodmix-train", *(shlex.quote(w) for w in words)])

@@ -5,11 +5,11 @@ torch or Lightning (seconds, which the run would spend right after anyway): whet
 to test can be found (test_ckpt), whether a requested GPU exists, whether the data, objective
 and network can be built from the config, and whether a resumed run keeps its checkpoint's
 settings. Each calls what the job itself runs (tested_weights_problem, check_accelerator,
-oodmix.train.build_parts, oodmix.checkpoints.resume.check_same_settings), so each rule is
+oodmix.runs.parts.build_parts, oodmix.checkpoints.resume.check_same_settings), so each rule is
 stated once, and a run that passes here is not refused for it after its folder exists.
 
-Left to the job (oodmix.train.build_run and train, which refuse in the same words), because
-they cannot be checked before the folder exists:
+Left to the job (oodmix.runs.build.build_run and oodmix.runs.job.train, which refuse in the
+same words), because they cannot be checked before the folder exists:
 - the trainer, its callbacks and its logger: their constructors take the run folder, and
   Lightning checks its own trainer arguments (strategy, devices, plugins) there;
 - a job of a multirun: Hydra composes a job's config only when it launches the job;
@@ -67,7 +67,7 @@ def check_run_builds(config: DictConfig) -> None:
             raise ConfigError(reason)
     check_accelerator(config)
 
-    from oodmix.train import build_parts  # the job's own code: imports torch and Lightning
+    from oodmix.runs.parts import build_parts  # the job's own code: imports torch and Lightning
 
     build_parts(config)
     if config.get("ckpt_path"):

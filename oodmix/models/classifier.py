@@ -13,7 +13,7 @@ from oodmix.batch_parts import TRAIN_PARTS
 from oodmix.failures import TrainingDiverged
 from oodmix.losses.base import OODLoss
 from oodmix.metrics.publish import publish
-from oodmix.stacking.updates import MemberLearningRates, clip_member_gradients
+from oodmix.models.member_updates import MemberLearningRates, clip_member_gradients
 
 
 class EpochMean:

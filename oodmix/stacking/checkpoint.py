@@ -24,8 +24,6 @@ continued sweep's settings with it as it does for a resumed run.
 
 from __future__ import annotations
 
-import shlex
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ import lightning as L
 from omegaconf import DictConfig
 
 from oodmix.callbacks.own_hooks import OwnHooksOnly
-from oodmix.checkpoints.interrupts import exit_stopped
+from oodmix.checkpoints.interrupts import exit_sweep_stopped
 from oodmix.config.paths import shown_path
 from oodmix.files import write_json_atomic
 from oodmix.stacking.groups import job_numbers
@@ -43,8 +41,6 @@ GROUP_CHECKPOINT = "group"  # checkpoints/group.ckpt
 GROUP_INTERRUPTED = "group-interrupted"  # checkpoints/group-interrupted.ckpt
 GROUP_RECORD = "group.json"  # checkpoints/group.json in every member's folder
 STATE_KEY = "oodmix_group"
-#: The launcher's switch that continues a stopped sweep in its folder (see the README).
-RESUME_KEY = "hydra.launcher.resume"
 
 
 def job_folder(cfg: DictConfig) -> Path:
@@ -206,7 +202,7 @@ class GroupCheckpoint:
 
     def exit_interrupted(self, trainer: Any, signal_name: str) -> None:
         """One line: where the group stopped, its checkpoint and the command that continues the
-        sweep; exit 128 + the signal's number, as a solo run (oodmix.train._exit_interrupted)."""
+        sweep; exit 128 + the signal's number, as a solo run (oodmix.runs.job.exit_interrupted)."""
         saved = latest_checkpoint([self.interrupted, self.latest])
         where = "no group checkpoint was written"
         if saved is not None:
@@ -215,29 +211,10 @@ class GroupCheckpoint:
         exit_sweep_stopped(trainer, signal_name, jobs, where, str(self.configs[0].hydra.sweep.dir))
 
 
-def exit_sweep_stopped(
-    trainer: Any, signal_name: str, jobs: str, where: str, sweep_dir: str
-) -> None:
-    """A stacked sweep stopped while `jobs` trained (a group, or a job trained alone): the
-    line saying so, where they were saved and the command that continues the sweep
-    (hydra.launcher.resume=true resumes them and runs the jobs after them); then exit."""
-    how = f" ({jobs}, {where}); continue the sweep with: {continue_command(sweep_dir)}"
-    exit_stopped(trainer, signal_name, how)
-
-
 def _relative(path: Path, folder: Path) -> str:
     import os
 
     return os.path.relpath(path, folder)
-
-
-def continue_command(sweep_dir: str, argv: Sequence[str] | None = None) -> str:
-    """The command line that continues a stopped sweep: this process's own arguments, with the
-    sweep's folder and the launcher's resume switch (each argument quoted for a POSIX shell)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    kept = [a for a in argv if not a.startswith(("hydra.sweep.dir=", f"{RESUME_KEY}="))]
-    words = [*kept, f"hydra.sweep.dir={sweep_dir}", f"{RESUME_KEY}=true"]
-    return " ".join(["oodmix-train", *(shlex.quote(w) for w in words)])
 
 
 def recorded_value(cfg: DictConfig) -> tuple[float] | None:

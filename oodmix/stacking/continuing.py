@@ -27,12 +27,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from oodmix.checkpoints.interrupts import RESUME_KEY
 from oodmix.config.job import job_config
 from oodmix.config.paths import shown_path
 from oodmix.config.validation import ConfigError
 from oodmix.stacking.checkpoint import (
     GROUP_RECORD,
-    RESUME_KEY,
     group_files,
     job_folder,
     job_label,

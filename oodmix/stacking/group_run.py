@@ -29,7 +29,7 @@ from oodmix.config.job import job_config
 
 def train_group(configs: Sequence[DictConfig]) -> list[float | None]:
     """Train the jobs of one group; each job's folder gets what a solo run writes."""
-    from oodmix.train import run_job_task
+    from oodmix.runs.job import run_job_task
 
     if len(configs) == 1:
         HydraConfig.instance().set_config(configs[0])
@@ -75,10 +75,10 @@ class StackedGroup:
         return self.values
 
     def _fail(self, k: int, error: BaseException) -> None:
-        from oodmix.train import _record_job_failure
+        from oodmix.runs.job import record_job_failure
 
         self._as_job(k)
-        _record_job_failure(error)
+        record_job_failure(error)
         self.values[k] = None
 
     def _build_members(self) -> list[int]:
@@ -87,7 +87,7 @@ class StackedGroup:
         import lightning as L
 
         from oodmix.config.validation import validate
-        from oodmix.train import build_parts, quiet_lightning
+        from oodmix.runs.parts import build_parts, quiet_lightning
 
         quiet_lightning()
 
@@ -191,7 +191,9 @@ class StackedGroup:
         from hydra.utils import instantiate
 
         from oodmix.models import OODClassifier
-        from oodmix.train import build_trainer, evaluate, report, write_metrics
+        from oodmix.runs.build import build_trainer
+        from oodmix.runs.evaluation import evaluate
+        from oodmix.runs.results import report, write_metrics
 
         self._as_job(k)
         cfg = self.jobs[k]
@@ -219,7 +221,7 @@ class StackedGroup:
         if cfg.test_ckpt == "last":
             net.load_state_dict(network.member_state_dict(i))
         metrics = evaluate(trainer, module, datamodule, None)
-        self.values[k] = report(cfg, write_metrics(cfg, trainer, module, metrics))
+        self.values[k] = report(cfg, write_metrics(cfg, module.loss, metrics))
 
     @staticmethod
     def _log_history(trainer: Any, rows: list[tuple[int, int, dict[str, Any]]], i: int) -> None:

@@ -11,7 +11,8 @@ import torch
 
 from oodmix.callbacks import BufferedCheckpoint, DetectionEvaluation
 from oodmix.callbacks.buffered_checkpoint import detached_copy
-from oodmix.train import build_run, train
+from oodmix.runs.build import build_run
+from oodmix.runs.job import train
 
 REFERENCE = [  # both checkpoint callbacks as Lightning's own ModelCheckpoint
     change.format(name)

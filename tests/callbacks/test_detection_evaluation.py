@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from oodmix.models import MLP
-from oodmix.train import train
+from oodmix.runs.job import train
 
 # One short run per detector serves every test here; whichever test asks first trains it.
 # Same seed, loss and epochs for both, so the weights after each epoch are the same in both.

@@ -15,7 +15,7 @@ import oodmix.callbacks.detection_evaluation as detection_evaluation
 from oodmix.callbacks import DetectionEvaluation
 from oodmix.callbacks.detection_evaluation import ALL_METRICS, epoch_metric_names
 from oodmix.callbacks.requested_metrics import requested_metrics
-from oodmix.train import train
+from oodmix.runs.job import train
 
 EPOCHS = 3
 EVAL_METRICS = sorted(ALL_METRICS - {"delta_best"})

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from oodmix.metrics import NonFiniteScores
-from oodmix.train import build_run
+from oodmix.runs.build import build_run
 
 
 def fitted(compose_config, *overrides: str, run: str):

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from oodmix.data import TwoDisksDataModule
 from oodmix.models import MLP
-from oodmix.train import train
+from oodmix.runs.job import train
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

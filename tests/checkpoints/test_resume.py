@@ -19,7 +19,7 @@ from oodmix.checkpoints import AtomicCheckpointIO
 from oodmix.checkpoints.resume import check_same_settings
 from oodmix.config.validation import ConfigError
 from oodmix.data.loaders import TrainBatches
-from oodmix.train import train
+from oodmix.runs.job import train
 
 BIN = Path(sys.executable).parent
 

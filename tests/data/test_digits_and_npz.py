@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits
 from oodmix.config.validation import ConfigError
 from oodmix.data.digits import DigitsDataModule
 from oodmix.data.npz import DataError, NpzDataModule
-from oodmix.train import train
+from oodmix.runs.job import train
 
 # --- digits -------------------------------------------------------------------------------------
 

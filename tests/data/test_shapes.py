@@ -10,7 +10,7 @@ import torch
 
 from oodmix.data import ShapesDataModule
 from oodmix.data.geometry import Annulus, Disk
-from oodmix.train import train
+from oodmix.runs.job import train
 
 PI = math.pi
 

@@ -44,7 +44,7 @@ class TrainedRun:
 
 def train_run(run_dir: Path, *overrides: str) -> TrainedRun:
     """Train `oodmix-train <overrides>` in this process, composed as tests/conftest.py does."""
-    from oodmix.train import train
+    from oodmix.runs.job import train
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

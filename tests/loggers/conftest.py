@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from oodmix.train import train
+from oodmix.runs.job import train
 
 #: Two epochs (16 optimiser steps each with the default data: publish logs at steps 16 and
 #: 32), settings other than the defaults so that the hyperparameters read back prove

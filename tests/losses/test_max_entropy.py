@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from oodmix.losses.max_entropy import MaxEntropyLoss
-from oodmix.train import train
+from oodmix.runs.job import train
 
 
 def test_value_by_hand() -> None:

@@ -25,7 +25,7 @@ from oodmix.losses import (
     OutlierExposureLoss,
 )
 from oodmix.losses.functional import free_energy, uniform_cross_entropy
-from oodmix.train import train
+from oodmix.runs.job import train
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
 

@@ -14,7 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from oodmix.data.loaders import TrainBatches
 from oodmix.models import OODClassifier
 from oodmix.models.classifier import EpochMean
-from oodmix.train import build_run
+from oodmix.runs.build import build_run
 
 # Training only: no validation, checkpoints or logger files.
 TRAIN_ONLY = [

@@ -14,8 +14,8 @@ from hydra.types import RunMode
 from omegaconf import open_dict, read_write
 
 from oodmix.config.paths import group_options
+from oodmix.runs.job import train
 from oodmix.stacking.group_run import train_group
-from oodmix.train import train
 
 #: OODMIX_TEST_TRAINER=gpu runs these comparisons on a GPU (both paths on it).
 TRAINER = os.environ.get("OODMIX_TEST_TRAINER", "cpu")

@@ -19,13 +19,13 @@ import torch
 from console_scripts import Completed, run_script
 from torch import nn
 
+from oodmix.checkpoints.interrupts import continue_command
 from oodmix.config.run_dirs import check_sweep_dir
 from oodmix.config.validation import ConfigError
 from oodmix.detectors import MaxSoftmaxScore
 from oodmix.failures import TrainingDiverged
 from oodmix.stacking.checkpoint import (
     GroupState,
-    continue_command,
     group_state,
     restore_group_state,
 )

@@ -259,7 +259,7 @@ GRID = ["loss=ce_kl,ce_kl_mixup", "seed=0,1"]
 def one_by_one(configs: list[DictConfig]) -> list[Any]:
     """The one-by-one reference train_group: each job through the ordinary task, so that a
     stacked sweep must write exactly what the basic launcher writes."""
-    from oodmix.train import run_job_task
+    from oodmix.runs.job import run_job_task
 
     values = []
     for cfg in configs:

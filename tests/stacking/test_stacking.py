@@ -10,13 +10,8 @@ from omegaconf import OmegaConf
 from oodmix.config.paths import config_dir, group_options
 from oodmix.losses import ConfidenceMixupLoss, OutlierExposureLoss
 from oodmix.models import MLP
-from oodmix.stacking import (
-    MemberLearningRates,
-    StackedNetwork,
-    StackedObjective,
-    clip_member_gradients,
-    member_numbers,
-)
+from oodmix.models.member_updates import MemberLearningRates, clip_member_gradients
+from oodmix.stacking import StackedNetwork, StackedObjective, member_numbers
 
 K = 3
 
