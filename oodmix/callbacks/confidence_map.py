@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -23,35 +25,52 @@ class ConfidenceMap(OwnHooksOnly, L.Callback):
     Runs only for datasets with 2 features and a `plot_box`; `enabled: false` switches it off.
     Non-finite scores on the grid raise NonFiniteScores (oodmix.metrics.non_finite) and no
     file is written.
+
+    A stack of K runs (oodmix.stacking): `output_dir`, `delta` and `title` are lists, one per
+    member, and each member's folder gets its own map (its scores, its training points, its
+    threshold); a member whose grid scores are not finite gets none (its evaluation fails it).
     """
 
     def __init__(
         self,
-        output_dir: str,
-        delta: float,
+        output_dir: str | Sequence[str],
+        delta: float | Sequence[float],
         detector: nn.Module | None = None,
         resolution: int = 200,
-        title: str = "",
+        title: str | Sequence[str] = "",
         enabled: bool = True,
     ) -> None:
         super().__init__()
-        self.output_dir = Path(output_dir)
-        self.delta = float(delta)
+        self.output_dirs = [Path(d) for d in _each(output_dir)]
+        self.output_dir = self.output_dirs[0]
+        self.deltas = [float(d) for d in _each(delta)]
+        self.delta = self.deltas[0]
         self.detector = detector if detector is not None else MaxSoftmaxScore()
         self.resolution = resolution
-        self.title = title
+        self.titles = [str(t) for t in _each(title)]
+        self.title = self.titles[0]
         self.enabled = enabled
 
-    def compute(self, datamodule, module: L.LightningModule, threshold: float) -> ConfidenceMapData:
+    def grid(self, datamodule) -> tuple[torch.Tensor, torch.Tensor]:
+        """The plot box's axis (resolution,) and its grid points (resolution**2, 2)."""
         low, high = datamodule.plot_box
         axis = torch.linspace(low, high, self.resolution)
         grid_y, grid_x = torch.meshgrid(axis, axis, indexing="ij")
-        points = torch.stack([grid_x.flatten(), grid_y.flatten()], dim=-1)
+        return axis, torch.stack([grid_x.flatten(), grid_y.flatten()], dim=-1)
+
+    def compute(self, datamodule, module: L.LightningModule, threshold: float) -> ConfidenceMapData:
+        """The map of one run's module."""
+        axis, points = self.grid(datamodule)
         with torch.inference_mode():
             scores = self.detector(module(points.to(module.device))).float().cpu()
+        return self.map_data(datamodule, datamodule.splits, axis, points, scores, threshold)
+
+    def map_data(
+        self, datamodule, splits, axis, points, scores: torch.Tensor, threshold: float
+    ) -> ConfidenceMapData:
+        """A run's map from its grid scores and its splits (training points)."""
         check_finite(scores, "confidence map grid")  # no figure drawn from NaN scores
         shape = (self.resolution, self.resolution)
-        splits = datamodule.splits
         if getattr(self.detector, "fixed_threshold", False):  # a probability: 1/K .. 1
             low, high = 1.0 / datamodule.num_classes, 1.0
         else:
@@ -77,8 +96,32 @@ class ConfidenceMap(OwnHooksOnly, L.Callback):
             return
         # The threshold the run decides with: delta, or the one tuned on validation data.
         evaluation = [cb for cb in trainer.callbacks if isinstance(cb, DetectionEvaluation)]
-        threshold = evaluation[0].threshold if evaluation else self.delta
-        data = self.compute(datamodule, pl_module, threshold)
-        data.save(self.output_dir / "confidence_map.npz")
-        figure = confidence_map_figure([(self.title, data)])
-        save_figure_atomic(figure, self.output_dir / "confidence_map.png")
+        members = getattr(pl_module, "members", None)
+        if members is None:
+            threshold = evaluation[0].threshold if evaluation else self.delta
+            self._write(self.compute(datamodule, pl_module, threshold), self.output_dir, 0)
+            return
+        thresholds = evaluation[0].threshold if evaluation else torch.tensor(self.deltas)
+        failed = evaluation[0].member_failures if evaluation else {}
+        axis, points = self.grid(datamodule)
+        with torch.inference_mode():  # every member's grid in one forward pass
+            grids = points.to(pl_module.device).expand(members, *points.shape)
+            scores = self.detector(pl_module(grids)).float().cpu()
+        for k in range(members):
+            if k in failed or not bool(torch.isfinite(scores[k]).all()):
+                continue
+            splits = datamodule.member_splits(k)
+            data = self.map_data(datamodule, splits, axis, points, scores[k], float(thresholds[k]))
+            self._write(data, self.output_dirs[k], k)
+
+    def _write(self, data: ConfidenceMapData, folder: Path, k: int) -> None:
+        data.save(folder / "confidence_map.npz")
+        figure = confidence_map_figure([(self.titles[k], data)])
+        save_figure_atomic(figure, folder / "confidence_map.png")
+
+
+def _each(value: Any) -> list[Any]:
+    """A stack's per-member values as a list; one run's value as a list of one."""
+    if isinstance(value, (str, Path)) or not isinstance(value, Sequence):
+        return [value]
+    return list(value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -11,7 +11,6 @@ import lightning as L
 import torch
 from torch import nn
 from torchmetrics import Metric
-from torchmetrics.classification import MulticlassAccuracy
 
 from oodmix.callbacks.own_hooks import OwnHooksOnly
 from oodmix.callbacks.requested_metrics import requested_metrics
@@ -26,6 +25,7 @@ from oodmix.metrics import (
     ranking_metrics,
     threshold_counts,
 )
+from oodmix.metrics.accuracy import IDAccuracy
 
 #: F1, precision and recall at the threshold, ID positive, then OOD positive.
 THRESHOLD_METRICS = ("f1", "precision", "recall", "f1_ood", "precision_ood", "recall_ood")
@@ -132,38 +132,53 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
 
     Scores that are NaN or infinite stop the evaluation with NonFiniteScores
     (oodmix.metrics.non_finite) before any metric is computed from them.
+
+    A stack of K runs trained as one (a module with `members`, oodmix.stacking) is evaluated by
+    this same callback: outputs and batches carry a leading member dimension, every metric
+    state holds one value per member, `delta` is each member's (a list of K), and every logged
+    metric is (K,), member k's exactly what its solo run logs (oodmix.metrics.publish hands
+    each member's logger its values). A member whose scores are not all finite does not stop
+    the others: its NonFiniteScores is kept in `member_failures` and its values are NaN.
     """
 
     def __init__(
         self,
-        delta: float,
+        delta: float | Sequence[float],
         detector: nn.Module | None = None,
         epoch_metrics: Iterable[str] = (),
     ) -> None:
         super().__init__()
-        self.delta = float(delta)
+        deltas = [float(d) for d in delta] if isinstance(delta, Sequence) else None
+        #: One run: its delta. A stack: each member's (a list of K floats).
+        self.delta: float | list[float] = deltas if deltas is not None else float(delta)
         self.detector = detector if detector is not None else MaxSoftmaxScore()
         self.epoch_metrics = epoch_metric_names(epoch_metrics)
-        self.delta_best: float | None = None
+        #: The tuned threshold: a float, or a stack's float64 (K,) tensor.
+        self.delta_best: float | torch.Tensor | None = None
         self.metrics: dict[str, dict[str, Metric]] = {}
         self.test_names: list[str] = ["test"]
         self.plan = Plan(ALL_METRICS, self.fixed_threshold)
+        self.members: int | None = None
+        #: A stack's members whose scores were not finite (member -> the error), per pass.
+        self.member_failures: dict[int, Exception] = {}
 
     @property
     def fixed_threshold(self) -> bool:
         return bool(getattr(self.detector, "fixed_threshold", False))
 
     @property
-    def threshold(self) -> float:
-        """The threshold of the F1/precision/recall columns."""
+    def threshold(self) -> float | torch.Tensor:
+        """The threshold of the F1/precision/recall columns (a stack: one per member)."""
         if self.fixed_threshold or self.delta_best is None:
-            return self.delta
+            return self.delta if self.members is None else torch.tensor(self.delta)
         return self.delta_best
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         datamodule = trainer.datamodule
-        num_classes = datamodule.num_classes
         self.test_names = list(getattr(datamodule, "test_set_names", ["test"]))
+        self.members = getattr(pl_module, "members", None)
+        if self.members is not None and not isinstance(self.delta, list):
+            self.delta = [self.delta] * self.members
         # One set of metric instances per evaluation set of this stage (a torchmetrics Metric
         # takes a fraction of a millisecond to build), moved to the module's device so that
         # their states accumulate where the scores are computed (no copy per batch).
@@ -174,7 +189,7 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
                 "id": ThresholdDetection(self.delta, positive="id"),
                 "ood": ThresholdDetection(self.delta, positive="ood"),
                 # OOD points carry class -1 and are left out of the accuracy.
-                "acc": MulticlassAccuracy(num_classes, average="micro", ignore_index=-1),
+                "acc": IDAccuracy(),
             }
             for metric in self.metrics[name].values():
                 metric.to(pl_module.device)
@@ -184,7 +199,7 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
             # threshold, but its value came back to the main process in callback_metrics.
             logged = trainer.callback_metrics.get("val/delta_best")
             if logged is not None:
-                self.delta_best = float(logged)
+                self.delta_best = float(logged) if logged.dim() == 0 else logged.double()
 
     def _plan(self, trainer: L.Trainer, stage: str) -> Plan:
         if trainer.state.fn == "fit":  # the validation after a training epoch
@@ -226,8 +241,19 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
     def _log(self, stage: str, trainer: L.Trainer) -> None:
         metrics, plan = self.metrics[stage], self.plan
         try:
-            metrics["finite"].check(stage)  # NonFiniteScores: nothing is computed from them
+            if self.members is None:
+                metrics["finite"].check(stage)  # NonFiniteScores: nothing is computed from them
+            else:  # a member fails alone; its values become NaN below
+                failures = metrics["finite"].failures(stage)
+                for k, error in failures.items():
+                    self.member_failures.setdefault(k, error)
             values = self._compute(stage)
+            if self.members is not None and failures:
+                failed = torch.tensor(sorted(failures))
+                values = {
+                    k: v.double().index_fill(0, failed.to(v.device), torch.nan)
+                    for k, v in values.items()
+                }
         finally:
             for name in plan.fed:  # (a torchmetrics reset takes tens of microseconds)
                 metrics[name].reset()
@@ -236,7 +262,7 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
         if "delta_best" in values and "delta_best" in plan.names:
             # The exact threshold (a float64 score), not publish's float32 copy: it is what
             # `setup` reads back in processes launched after this one (see there).
-            trainer.callback_metrics["val/delta_best"] = torch.tensor(
+            trainer.callback_metrics["val/delta_best"] = torch.as_tensor(
                 self.delta_best, dtype=torch.float64
             )
 
@@ -248,10 +274,10 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
         if plan.bank:
             scores, is_id = metrics["bank"].compute()
         if plan.names & set(RANKING_METRICS):
-            values.update(ranking_metrics(scores, is_id))
+            values.update(self._per_member(ranking_metrics, scores, is_id))
         if stage == "val" and plan.tune:
-            self.delta_best, _ = best_f1_threshold(scores, is_id)
-            values["delta_best"] = torch.tensor(self.delta_best)
+            self.delta_best = self._best_thresholds(scores, is_id)
+            values["delta_best"] = torch.as_tensor(self.delta_best)
         values.update(self._threshold_metrics(stage, scores, is_id))
         if "f1_tuned" in plan.names and self.delta_best is not None:
             tp, fp, fn, _ = threshold_counts(scores, is_id, self.delta_best)
@@ -259,6 +285,25 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
         if "acc" in plan.names:
             values["acc"] = metrics["acc"].compute()
         return values
+
+    def _per_member(
+        self, metric: Any, scores: torch.Tensor, is_id: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """`metric(scores, is_id)` of one run; of a stack, each member's, stacked (K,).
+
+        (A loop over the members: these metrics sort each member's scores, whose number of
+        distinct values differs from member to member.)"""
+        if self.members is None:
+            return metric(scores, is_id)
+        rows = [metric(s, t) for s, t in zip(scores, is_id)]
+        return {name: torch.stack([row[name] for row in rows]) for name in rows[0]}
+
+    def _best_thresholds(self, scores: torch.Tensor, is_id: torch.Tensor) -> Any:
+        """val/delta_best: a float, or each member's (float64 (K,))."""
+        if self.members is None:
+            return best_f1_threshold(scores, is_id)[0]
+        best = [best_f1_threshold(s, t)[0] for s, t in zip(scores, is_id)]
+        return torch.tensor(best, dtype=torch.float64)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.plan = self._plan(trainer, "val")

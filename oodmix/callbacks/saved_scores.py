@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -21,11 +22,18 @@ class SavedScores(OwnHooksOnly, L.Callback):
     every metric in metrics.json can be recomputed from the run folder.
 
     Non-finite scores raise NonFiniteScores (oodmix.metrics.non_finite) and no file is written.
+
+    A stack of K runs (oodmix.stacking): `output_dir` is a list, one folder per member; every
+    member's sets are scored in one forward pass and each member's folder gets its own file.
+    A member with non-finite scores gets none (its evaluation fails it, see
+    DetectionEvaluation.member_failures).
     """
 
-    def __init__(self, output_dir: str, detector: nn.Module | None = None) -> None:
+    def __init__(self, output_dir: str | Sequence[str], detector: nn.Module | None = None) -> None:
         super().__init__()
-        self.output_dir = Path(output_dir)
+        several = isinstance(output_dir, Sequence) and not isinstance(output_dir, str)
+        self.output_dirs = [Path(d) for d in (output_dir if several else [output_dir])]
+        self.output_dir = self.output_dirs[0]
         self.detector = detector if detector is not None else MaxSoftmaxScore()
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -33,11 +41,25 @@ class SavedScores(OwnHooksOnly, L.Callback):
             return
         splits = trainer.datamodule.splits
         eval_sets = {"val": splits.val, "test": splits.test, **splits.extra_tests}
-        arrays = {}
+        scores = {}
         for name, eval_set in eval_sets.items():
             with torch.inference_mode():
-                scores = self.detector(pl_module(eval_set.x.to(pl_module.device)))
-            check_finite(scores, name)
-            arrays[f"{name}_score"] = scores.float().cpu().numpy()
-            arrays[f"{name}_is_id"] = eval_set.is_id.bool().cpu().numpy()
-        save_npz_atomic(self.output_dir / "scores.npz", **arrays)
+                scores[name] = self.detector(pl_module(eval_set.x.to(pl_module.device)))
+        is_id = {name: eval_set.is_id for name, eval_set in eval_sets.items()}
+        if getattr(pl_module, "members", None) is None:
+            for name, value in scores.items():
+                check_finite(value, name)
+            self._write(self.output_dir, scores, is_id)
+            return
+        for k, folder in enumerate(self.output_dirs):
+            mine = {name: value[k] for name, value in scores.items()}
+            if all(bool(torch.isfinite(value).all()) for value in mine.values()):
+                self._write(folder, mine, {name: value[k] for name, value in is_id.items()})
+
+    @staticmethod
+    def _write(folder: Path, scores: dict, is_id: dict) -> None:
+        arrays = {}
+        for name, value in scores.items():
+            arrays[f"{name}_score"] = value.float().cpu().numpy()
+            arrays[f"{name}_is_id"] = is_id[name].bool().cpu().numpy()
+        save_npz_atomic(folder / "scores.npz", **arrays)

@@ -16,6 +16,7 @@ from oodmix.lazy import lazy_getattr
 from oodmix.metrics.publish import publish
 
 if TYPE_CHECKING:
+    from oodmix.metrics.accuracy import IDAccuracy
     from oodmix.metrics.non_finite import FiniteScores, NonFiniteScores, check_finite
     from oodmix.metrics.ranking import ScoreBank, best_f1_threshold, ranking_metrics
     from oodmix.metrics.threshold_detection import ThresholdDetection
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FiniteScores",
+    "IDAccuracy",
     "NonFiniteScores",
     "ScoreBank",
     "ThresholdDetection",
@@ -45,6 +47,7 @@ __all__ = [
 
 _HOMES = {
     "FiniteScores": "oodmix.metrics.non_finite",
+    "IDAccuracy": "oodmix.metrics.accuracy",
     "NonFiniteScores": "oodmix.metrics.non_finite",
     "check_finite": "oodmix.metrics.non_finite",
     "ScoreBank": "oodmix.metrics.ranking",

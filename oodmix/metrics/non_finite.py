@@ -43,7 +43,10 @@ def check_finite(scores: torch.Tensor, set_name: str) -> None:
 class FiniteScores(Metric):
     """Counts the non-finite scores of an evaluation pass without waiting for the device on
     each batch; `check(set_name)` raises NonFiniteScores if there were any. The two counts are
-    summed across processes, so every process raises alike under data parallelism."""
+    summed across processes, so every process raises alike under data parallelism.
+
+    For a stack of K runs the scores are (K, n) and the counts (K,), one per member
+    (`failures`: each member's NonFiniteScores)."""
 
     is_differentiable = False
     full_state_update = False
@@ -57,13 +60,21 @@ class FiniteScores(Metric):
             self.add_state(name, default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, scores: torch.Tensor) -> None:
-        self.non_finite += (~torch.isfinite(scores)).sum()
-        self.total += scores.numel()
+        # Summed over the points (the last dimension): one count, or one per member.
+        self.non_finite = self.non_finite + (~torch.isfinite(scores)).sum(dim=-1)
+        self.total = self.total + scores.shape[-1]
 
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.non_finite, self.total
 
     def check(self, set_name: str) -> None:
+        """Raise NonFiniteScores if any score was not finite (one run)."""
         non_finite, total = (int(v) for v in self.compute())
         if non_finite:
             raise NonFiniteScores(set_name, non_finite, total)
+
+    def failures(self, set_name: str) -> dict[int, NonFiniteScores]:
+        """A stack's members whose scores were not all finite, each with its error."""
+        non_finite, total = self.compute()
+        counts = non_finite.reshape(-1).tolist()
+        return {k: NonFiniteScores(set_name, n, int(total)) for k, n in enumerate(counts) if n}

@@ -40,21 +40,35 @@ def publish(trainer: Any, metrics: Mapping[str, torch.Tensor | float]) -> None:
       written to disk at most every SAVE_EVERY_S seconds (see the module docstring).
 
     The values must be the same on every process (already synchronised).
+
+    For a stack of K runs (oodmix.stacking) every value is (K,), one per member: the
+    trainer's callback_metrics hold the (K,) tensors, and each logger that belongs to a member
+    (a `member` attribute, oodmix.loggers.member.MemberLogger) gets that member's values, as
+    its solo run's logger gets them; there is no progress bar.
     """
     if not metrics:
         return
     # One stack and one copy to the host: a copy per value would wait for the GPU each time.
     first = next((v for v in metrics.values() if torch.is_tensor(v)), None)
     device = first.device if first is not None else None
+    shape = first.shape if first is not None else torch.Size()  # () or (K,)
     stacked = torch.stack(
-        [torch.as_tensor(v, device=device).detach().float().reshape(()) for v in metrics.values()]
+        [
+            torch.as_tensor(v, device=device).detach().float().reshape(shape)
+            for v in metrics.values()
+        ]
     )
-    scalars = dict(zip(metrics, stacked.tolist()))
-    trainer.callback_metrics.update({name: torch.tensor(v) for name, v in scalars.items()})
-    trainer.progress_bar_metrics.update(scalars)
+    rows = dict(zip(metrics, stacked.tolist()))  # name -> a float, or K floats
+    trainer.callback_metrics.update({name: torch.tensor(v) for name, v in rows.items()})
+    if not shape:
+        trainer.progress_bar_metrics.update(rows)
     now = time.monotonic()
     for logger in trainer.loggers:
-        logger.log_metrics({**scalars, "epoch": trainer.current_epoch}, step=trainer.global_step)
+        member = getattr(logger, "member", None)
+        if shape and member is None:
+            continue  # a stack's values belong to its members' loggers only
+        values = rows if not shape else {name: v[member] for name, v in rows.items()}
+        logger.log_metrics({**values, "epoch": trainer.current_epoch}, step=trainer.global_step)
         if now - _last_save.get(logger, float("-inf")) >= SAVE_EVERY_S:
             logger.save()
             _last_save[logger] = now

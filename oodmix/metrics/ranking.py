@@ -70,7 +70,8 @@ def best_f1_threshold(scores: torch.Tensor, is_id: torch.Tensor) -> tuple[float,
 
 class ScoreBank(Metric):
     """Keeps every (score, is_id) pair of an evaluation pass; `compute()` returns them all,
-    gathered across processes, for metrics that need the whole ranking."""
+    gathered across processes, for metrics that need the whole ranking. A stack of K runs
+    keeps (K, n) pairs: batches are joined along the points (the last dimension)."""
 
     is_differentiable = False
     full_state_update = False
@@ -87,5 +88,5 @@ class ScoreBank(Metric):
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         scores, is_id = self.scores, self.is_id
         if isinstance(scores, list):  # not synced: still a list of batches
-            scores, is_id = torch.cat(scores), torch.cat(is_id)
+            scores, is_id = torch.cat(scores, dim=-1), torch.cat(is_id, dim=-1)
         return scores, is_id

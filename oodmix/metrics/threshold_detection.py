@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torchmetrics import Metric
 
@@ -17,6 +19,10 @@ class ThresholdDetection(Metric):
     `positive` picks the class that precision, recall and F1 are about: "id" (the default; the
     paper's Table 1 matches this convention) or "ood". States are four counts summed across
     processes, so the result is exact under DDP provided each point is seen once.
+
+    For a stack of K runs (oodmix.stacking) `delta` is one threshold per member and updates
+    take (K, n) scores: the counts, and so F1, precision and recall, are (K,), member k's its
+    own (see threshold_counts).
     """
 
     is_differentiable = False
@@ -28,28 +34,32 @@ class ThresholdDetection(Metric):
     fn: torch.Tensor
     tn: torch.Tensor
 
-    def __init__(self, delta: float, positive: Positive = "id", **kwargs) -> None:
+    def __init__(self, delta: float | Sequence[float], positive: Positive = "id", **kwargs) -> None:
         super().__init__(**kwargs)
         if positive not in ("id", "ood"):
             raise ValueError(f"positive={positive!r} is not allowed: choose 'id' or 'ood'")
-        if not torch.isfinite(torch.tensor(float(delta))):
+        deltas = torch.as_tensor(delta, dtype=torch.float64)
+        if not bool(torch.isfinite(deltas).all()):
             raise ValueError(f"delta={delta} is not allowed: delta must be a finite number")
-        self.delta = float(delta)
+        #: One run: a float; a stack: each member's, float64 (K,) (rounded where compared).
+        self.delta: float | torch.Tensor = float(deltas) if deltas.dim() == 0 else deltas
         self.positive = positive
         for name in ("tp", "fp", "fn", "tn"):
             self.add_state(name, default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, scores: torch.Tensor, is_id: torch.Tensor) -> None:
-        """Count the decisions on a batch: scores (N,), is_id (N,) boolean ground truth."""
+        """Count the decisions on a batch: scores (N,), is_id (N,) boolean ground truth (for a
+        stack of runs (K, N) each)."""
         if scores.shape != is_id.shape:
             raise ValueError(
                 f"scores {tuple(scores.shape)} and is_id {tuple(is_id.shape)} differ in shape"
             )
         tp, fp, fn, tn = threshold_counts(scores, is_id, self.delta, self.positive)
-        self.tp += tp
-        self.fp += fp
-        self.fn += fn
-        self.tn += tn
+        # Not in place: a stack's first batch widens the scalar defaults to (K,).
+        self.tp = self.tp + tp
+        self.fp = self.fp + fp
+        self.fn = self.fn + fn
+        self.tn = self.tn + tn
 
     def compute(self) -> dict[str, torch.Tensor]:
         return precision_recall_f1(self.tp, self.fp, self.fn)

@@ -68,11 +68,27 @@ def counts_at_thresholds(
 
 
 def threshold_counts(
-    scores: torch.Tensor, is_id: torch.Tensor, delta: float, positive: Positive = "id"
+    scores: torch.Tensor,
+    is_id: torch.Tensor,
+    delta: float | torch.Tensor,
+    positive: Positive = "id",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(tp, fp, fn, tn) of "predicted ID when score >= delta" at one delta, for the chosen
-    positive class. With OOD positive the roles swap: tp_ood = tn, fp_ood = fn, fn_ood = fp."""
-    tp, fp, fn, tn = counts_at_thresholds(scores, is_id, delta)
+    positive class. With OOD positive the roles swap: tp_ood = tn, fp_ood = fn, fn_ood = fp.
+
+    One run: scores and is_id (n,), one delta, scalar counts. A stack of K runs (members):
+    scores and is_id (K, n), delta one number or one per member (K,), counts (K,): member k's
+    counts are exactly those of threshold_counts(scores[k], is_id[k], delta[k]), taken for all
+    members in one batched call (torch.vmap, no loop over members).
+    """
+    if scores.dim() > 1:  # members
+        dtype = scores.dtype if scores.is_floating_point() else torch.float64
+        # Each member's delta rounded to the scores' dtype, as counts_at_thresholds rounds one.
+        deltas = torch.as_tensor(delta, dtype=torch.float64).to(dtype).to(scores.device)
+        deltas = deltas.expand(scores.shape[:-1])
+        tp, fp, fn, tn = torch.vmap(counts_at_thresholds)(scores, is_id.bool(), deltas)
+    else:
+        tp, fp, fn, tn = counts_at_thresholds(scores, is_id, delta)
     if positive == "ood":
         return tn, fn, fp, tp
     return tp, fp, fn, tn

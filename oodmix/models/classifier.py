@@ -114,8 +114,6 @@ class OODClassifier(L.LightningModule):
         self.member_rates = MemberLearningRates(member_rates) if member_rates else None
         #: Members of a stack whose loss became non-finite: member -> why (they train no more).
         self.failed_members: dict[int, TrainingDiverged] = {}
-        #: A stack's epoch means of the loss terms: (epoch, step, {train/<term>: (K,)}).
-        self.member_history: list[tuple[int, int, dict[str, torch.Tensor]]] = []
         self.optimizer_factory = optimizer
         self.epoch_terms = EpochMean()
         # The batch parts fed through the network, in a fixed order.
@@ -209,14 +207,11 @@ class OODClassifier(L.LightningModule):
             raise self.failed_members[min(self.failed_members)]
 
     def on_train_epoch_end(self) -> None:
-        """Log each term's epoch mean as `train/<name>` (mean over processes under DDP)."""
+        """Log each term's epoch mean as `train/<name>` (mean over processes under DDP; a
+        stack's are (K,), each member's to its own logger, see oodmix.metrics.publish)."""
         means = self.epoch_terms.compute()
         self.epoch_terms.reset()
         if not means:
-            return
-        if self.members is not None:  # per member (K,), kept for the members' own logs
-            terms = {f"train/{name}": v.detach().cpu() for name, v in means.items()}
-            self.member_history.append((self.current_epoch, self.trainer.global_step, terms))
             return
         values = torch.stack(list(means.values()))
         if self.trainer.world_size > 1:

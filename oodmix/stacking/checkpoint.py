@@ -15,9 +15,9 @@ written: a finished job's folder is what the basic launcher writes.
 
 A group checkpoint is Lightning's dump of the group's trainer (stacked weights, optimiser,
 loop and loader position, the module's epoch terms and random generators, every callback's
-state: MemberSelection's best weights, epochs, F1 and history) plus, under "oodmix_group"
-(`GroupState`), which jobs the members are (numbers and overrides) and the module's member
-bookkeeping (per-epoch loss terms, failed members). Its hyper_parameters carry the first
+state: MemberSelection's best weights, epochs and F1)
+plus, under "oodmix_group" (`GroupState`), which jobs the members are (numbers and overrides)
+and the members that failed. Its hyper_parameters carry the first
 member's resolved config, so that `oodmix.checkpoints.resume.check_same_settings` compares a
 continued sweep's settings with it as it does for a resumed run.
 """
@@ -77,7 +77,7 @@ def latest_checkpoint(paths: Sequence[Path]) -> Path | None:
 
 class GroupState(OwnHooksOnly, L.Callback):
     """Saves and restores, with the group's checkpoints, which jobs the members are and the
-    module's member bookkeeping (`OODClassifier.member_history`, `failed_members`), which live
+    module's member bookkeeping (`OODClassifier.failed_members`), which lives
     on the module outside its weights (a solo run's loss terms travel the same way, in
     OODClassifier.on_save_checkpoint)."""
 
@@ -122,10 +122,6 @@ def group_state(
     return {
         "jobs": list(jobs),
         "overrides": [list(o) for o in overrides],
-        "member_history": [
-            (int(epoch), int(step), {name: value.detach().cpu() for name, value in terms.items()})
-            for epoch, step, terms in module.member_history
-        ],
         "failed_members": {
             int(i): {"epoch": int(e.epoch), "step": int(e.step), "terms": dict(e.terms)}
             for i, e in module.failed_members.items()
@@ -137,9 +133,6 @@ def restore_group_state(state: dict[str, Any], module: Any) -> None:
     """The module's member bookkeeping from `group_state`."""
     from oodmix.failures import TrainingDiverged
 
-    module.member_history = [
-        (int(epoch), int(step), dict(terms)) for epoch, step, terms in state["member_history"]
-    ]
     module.failed_members = {
         int(i): TrainingDiverged(f["epoch"], f["step"], f["terms"])
         for i, f in state["failed_members"].items()

@@ -5,14 +5,21 @@ configs (each with its Hydra section, its folder already made and recorded in
 hydra.runtime.output_dir) and returns, per job, the value a sweeper optimises, or None for a
 job that failed (its folder then holds failure.json, as with any launcher).
 
-A group of K > 1 jobs is trained as one model (oodmix.stacking): each member's data, initial
-weights, batches and mixing draws are its solo run's, built from its own config; the
-members' best weights are kept in memory (MemberSelection). When training ends, each member
-gets what its solo run writes: its weights are evaluated by the ordinary evaluation
-(validation and test passes with the run's own callbacks and logger: metrics.json,
-scores.npz, the confidence map, the logger's files), checkpoints/last.ckpt and
-best-epoch=NNN.ckpt (read by load_detector and oodmix-predict), and its per-epoch history in
-its logger.
+A group of K > 1 jobs is one run of one model (oodmix.stacking): each member's data, initial
+weights, batches and mixing draws are its solo run's, built from its own config. The group has
+one Trainer, one fit, one validation and one test, with the solo run's own callbacks made
+member-aware (each value they compute is (K,), member k's its solo run's):
+
+    DetectionEvaluation   every metric of every member, per epoch and after training
+    MemberSelection       each member's best weights by its val/f1 (kept in memory)
+    SavedScores           each member's scores.npz
+    ConfidenceMap         each member's confidence map (2-D data, plots=true)
+    MemberLogger          each member's own logger, fed its values as epochs happen
+
+When training ends each member's checkpoints/last.ckpt and best-epoch=NNN.ckpt (read by
+load_detector and oodmix-predict) are written, its tested weights (best or last) are put in
+the stack, the stack is validated and tested once, and each member's metrics.json is written
+by the solo run's writer (oodmix.runs.results).
 """
 
 from __future__ import annotations
@@ -103,7 +110,7 @@ class StackedGroup:
         return sorted(self.parts)
 
     def _train(self, members: list[int]) -> None:
-        """Train the members as one model, then write each job's files (`_finish`).
+        """Train the members as one model, evaluate them once, write each job's files.
 
         The group's checkpoint (oodmix.stacking.checkpoint: <first job>/checkpoints/group.ckpt
         and, on SIGTERM or Ctrl+C, group-interrupted.ckpt) is written while it trains and
@@ -112,46 +119,15 @@ class StackedGroup:
         exits 130 or 143, as a solo run does. A member whose folder holds metrics.json (written
         before the sweep was stopped) keeps it. The checkpoint goes once every member is done.
         """
-        from hydra.utils import instantiate
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
         from oodmix.checkpoints import stop_gracefully_on_signals
-        from oodmix.models import OODClassifier
         from oodmix.stacking.checkpoint import GroupCheckpoint, recorded_value
-        from oodmix.stacking.data import MemberStackDataModule
-        from oodmix.stacking.networks import StackedNetwork
-        from oodmix.stacking.objectives import StackedObjective
-        from oodmix.stacking.selection import MemberSelection
 
-        first = self.jobs[members[0]]
-        datamodules = [self.parts[k][0] for k in members]
-        data = MemberStackDataModule(datamodules)
-        network = StackedNetwork([self.parts[k][2] for k in members])
-        objective = StackedObjective([self.parts[k][1] for k in members])
-        data.request_parts(objective.requires)
-        rates = [float(self.jobs[k].model.lr) for k in members]
-        module = OODClassifier(
-            network,
-            objective,
-            instantiate(first.model.optimizer),
-            # The first member's settings, which a continued sweep's are compared with.
-            config=OmegaConf.to_container(first, resolve=True),
-            gradient_clip_val=first.model.get("gradient_clip_val"),
-            gradient_clip_algorithm=first.model.get("gradient_clip_algorithm", "norm"),
-            member_rates=rates if len(set(rates)) > 1 else None,
-        )
-        selection = MemberSelection(
-            instantiate(first.detector), [float(self.jobs[k].delta) for k in members]
-        )
+        self.recorded = {k: recorded_value(self.configs[k]) for k in members}
+        module, data = self._stack(members)
         group = GroupCheckpoint([self.configs[k] for k in members])
-        last = (first.get("callbacks") or {}).get("last_checkpoint") or {}
-        trainer = instantiate(
-            first.trainer,
-            callbacks=[selection, *group.callbacks(float(last.get("write_every_s", 10)))],
-            logger=False,
-            enable_progress_bar=False,
-            enable_checkpointing=True,  # the group's own checkpoint callbacks, no default one
-        )
+        trainer = self._trainer(members, group)
         self._as_job(members[0])
         resume_from = group.resume_from()
         with stop_gracefully_on_signals() as stop:
@@ -163,76 +139,151 @@ class StackedGroup:
                         self._fail(k, module.failed_members.get(members.index(k), error))
                     group.remove()
                     return
-                for i, k in enumerate(members):
-                    if stop.signum is not None:  # noted while a member was evaluated
-                        raise SIGTERMException()
-                    recorded = recorded_value(self.configs[k])
-                    if recorded is not None:  # written before the sweep was stopped
-                        self.values[k] = recorded[0]
-                        continue
-                    if i in module.failed_members:
-                        self._fail(k, module.failed_members[i])
-                        continue
-                    try:
-                        self._finish(k, i, module, selection, trainer)
-                    except Exception as error:
-                        self._fail(k, error)
-                if stop.signum is not None:  # the group is written; the sweep stops here
+                if stop.signum is not None:
                     raise SIGTERMException()
+                self._write_checkpoints(members, module, trainer)
+                metrics = self._evaluate(members, module, data, trainer)
+                if stop.signum is not None:  # noted while the members were evaluated
+                    raise SIGTERMException()
+                self._write_results(members, module, trainer, metrics)
             except SIGTERMException:
                 group.exit_interrupted(trainer, stop.name or "SIGTERM")
         group.remove()
 
-    def _finish(
-        self, k: int, i: int, group_module: Any, selection: Any, group_trainer: Any
-    ) -> None:
-        """Job k (member i of the stack): its checkpoints, logs, evaluation and metrics.json,
-        as its solo run writes them."""
+    def _stack(self, members: list[int]) -> tuple[Any, Any]:
+        """The members' module (a StackedNetwork trained with a StackedObjective) and data."""
+        from oodmix.runs.build import build_module
+        from oodmix.stacking.data import MemberStackDataModule
+        from oodmix.stacking.networks import StackedNetwork
+        from oodmix.stacking.objectives import StackedObjective
+
+        data = MemberStackDataModule([self.parts[k][0] for k in members])
+        network = StackedNetwork([self.parts[k][2] for k in members])
+        objective = StackedObjective([self.parts[k][1] for k in members])
+        data.request_parts(objective.requires)
+        rates = [float(self.jobs[k].model.lr) for k in members]
+        # The first member's settings, which a continued sweep's are compared with.
+        module = build_module(
+            self.jobs[members[0]],
+            objective,
+            network,
+            member_rates=rates if len(set(rates)) > 1 else None,
+        )
+        return module, data
+
+    def _member_values(self, members: list[int], key: str) -> list[Any]:
+        return [OmegaConf.select(self.jobs[k], key) for k in members]
+
+    def _trainer(self, members: list[int], group: Any) -> Any:
+        """One Trainer for the group: the solo run's evaluation and writers, each given every
+        member's values (delta, folder, title), each member's own logger, and the group's
+        checkpoints."""
         from hydra.utils import instantiate
 
-        from oodmix.models import OODClassifier
-        from oodmix.runs.build import build_trainer
+        from oodmix.callbacks import DetectionEvaluation
+        from oodmix.loggers.member import MemberLogger
+        from oodmix.stacking.selection import MemberSelection
+
+        first = self.jobs[members[0]]
+        configured = first.get("callbacks") or {}
+        deltas = [float(d) for d in self._member_values(members, "delta")]
+        folders = [str(self.jobs[k].output_dir) for k in members]
+        if configured.get("detection"):
+            evaluation = instantiate(configured.detection, delta=deltas)
+        else:
+            evaluation = DetectionEvaluation(deltas, instantiate(first.detector))
+        callbacks = [evaluation, MemberSelection(len(members))]
+        if configured.get("saved_scores"):
+            callbacks.append(instantiate(configured.saved_scores, output_dir=folders))
+        if configured.get("confidence_map"):
+            titles = [
+                str(t) for t in self._member_values(members, "callbacks.confidence_map.title")
+            ]
+            callbacks.append(
+                instantiate(
+                    configured.confidence_map, output_dir=folders, delta=deltas, title=titles
+                )
+            )
+        last = configured.get("last_checkpoint") or {}
+        callbacks.extend(group.callbacks(float(last.get("write_every_s", 10))))
+        loggers = []
+        for i, k in enumerate(members):
+            cfg = self.jobs[k]
+            if cfg.get("logger") and self.recorded[k] is None:
+                config = OmegaConf.to_container(cfg, resolve=True)
+                loggers.append(MemberLogger(instantiate(cfg.logger), i, config))
+        return instantiate(
+            first.trainer,
+            callbacks=callbacks,
+            logger=loggers or False,
+            enable_progress_bar=False,
+            enable_checkpointing=True,  # the group's own checkpoint callbacks, no default one
+        )
+
+    def _selection(self, trainer: Any) -> Any:
+        from oodmix.stacking.selection import MemberSelection
+
+        return next(cb for cb in trainer.callbacks if isinstance(cb, MemberSelection))
+
+    def _write_checkpoints(self, members: list[int], module: Any, trainer: Any) -> None:
+        """Each member's checkpoints/last.ckpt and (model_checkpoint on) its best epoch's."""
+        from oodmix.runs.build import build_module
+
+        selection = self._selection(trainer)
+        network = module.net
+        for i, k in enumerate(members):
+            if self.recorded[k] is not None or i in module.failed_members:
+                continue
+            cfg = self.jobs[k]
+            self._as_job(k)
+            _datamodule, loss, net = self.parts[k]
+            member = build_module(cfg, loss, net)  # as its solo run's module: weights, config
+            folder = Path(cfg.output_dir) / "checkpoints"
+            net.load_state_dict(network.member_state_dict(i))
+            _save(member, folder / "last.ckpt", trainer.current_epoch - 1, trainer.global_step)
+            if cfg.callbacks.get("model_checkpoint"):
+                best_epoch = int(selection.best_epoch[i])
+                net.load_state_dict(selection.member_best_state(i))
+                _save(member, folder / f"best-epoch={best_epoch:03d}.ckpt", best_epoch, None)
+
+    def _evaluate(self, members: list[int], module: Any, data: Any, trainer: Any) -> dict[str, Any]:
+        """Every member's val/* and test*/* ((K,) each) of its tested weights: its best
+        epoch's (test_ckpt=best) or its last; one validation and one test for the group."""
+        import torch
+
         from oodmix.runs.evaluation import evaluate
+
+        if self.jobs[members[0]].test_ckpt == "best":
+            best = self._selection(trainer).best_state
+            with torch.no_grad():
+                for name, value in module.net.stacked_state().items():
+                    value.copy_(best[name].to(value.device))
+        return evaluate(trainer, module, data, None)
+
+    def _write_results(
+        self, members: list[int], module: Any, trainer: Any, metrics: dict[str, Any]
+    ) -> None:
+        """Each member's metrics.json and table, by the solo run's writer; a member that
+        failed (in training, or with non-finite scores) records its failure instead."""
+        from oodmix.callbacks import DetectionEvaluation
         from oodmix.runs.results import report, write_metrics
 
-        self._as_job(k)
-        cfg = self.jobs[k]
-        datamodule, loss, net = self.parts[k]
-        run_config = OmegaConf.to_container(cfg, resolve=True)
-        module = OODClassifier(
-            net,
-            loss,
-            instantiate(cfg.model.optimizer),  # the job's own, as its solo run's module has
-            config=run_config,
-            gradient_clip_val=cfg.model.get("gradient_clip_val"),
-            gradient_clip_algorithm=cfg.model.get("gradient_clip_algorithm", "norm"),
-        )
-        trainer = build_trainer(cfg)
-        last_epoch = group_trainer.current_epoch - 1
-        self._log_history(trainer, [*selection.history, *group_module.member_history], i)
-        network = group_module.net
-        net.load_state_dict(network.member_state_dict(i))
-        folder = Path(cfg.output_dir) / "checkpoints"
-        _save(module, folder / "last.ckpt", last_epoch, group_trainer.global_step)
-        best_epoch = int(selection.best_epoch[i])
-        if cfg.callbacks.get("model_checkpoint"):
-            net.load_state_dict(selection.member_best_state(i))
-            _save(module, folder / f"best-epoch={best_epoch:03d}.ckpt", best_epoch, None)
-        if cfg.test_ckpt == "last":
-            net.load_state_dict(network.member_state_dict(i))
-        metrics = evaluate(trainer, module, datamodule, None)
-        self.values[k] = report(cfg, write_metrics(cfg, module.loss, metrics))
-
-    @staticmethod
-    def _log_history(trainer: Any, rows: list[tuple[int, int, dict[str, Any]]], i: int) -> None:
-        """Member i's per-epoch val/f1 and train/* into its run's loggers, epoch by epoch in
-        the order its solo run logs them (an epoch's validation, then its loss terms)."""
-        for epoch, step, values in sorted(rows, key=lambda row: (row[0], "val/f1" not in row[2])):
-            scalars = {name: float(v[i]) for name, v in values.items()}
-            for logger in trainer.loggers:
-                logger.log_metrics({**scalars, "epoch": epoch}, step=step)
-        for logger in trainer.loggers:
-            logger.save()
+        evaluation = next(cb for cb in trainer.callbacks if isinstance(cb, DetectionEvaluation))
+        for i, k in enumerate(members):
+            if self.recorded[k] is not None:  # written before the sweep was stopped
+                self.values[k] = self.recorded[k][0]
+                continue
+            error = module.failed_members.get(i) or evaluation.member_failures.get(i)
+            if error is not None:
+                self._fail(k, error)
+                continue
+            self._as_job(k)
+            try:
+                mine = {name: float(value[i]) for name, value in metrics.items()}
+                cfg = self.jobs[k]
+                self.values[k] = report(cfg, write_metrics(cfg, self.parts[k][1], mine))
+            except Exception as error:
+                self._fail(k, error)
 
 
 def _save(module: Any, path: Path, epoch: int, step: int | None) -> None:

@@ -22,7 +22,6 @@ from torch import nn
 from oodmix.checkpoints.interrupts import continue_command
 from oodmix.config.run_dirs import check_sweep_dir
 from oodmix.config.validation import ConfigError
-from oodmix.detectors import MaxSoftmaxScore
 from oodmix.failures import TrainingDiverged
 from oodmix.stacking.checkpoint import (
     GroupState,
@@ -49,18 +48,18 @@ class _Stack(nn.Module):
 
 
 def _epoch(selection: MemberSelection, epoch: int, failed: dict | None = None) -> None:
-    """One validation epoch of the selection: K members' logits on 40 points."""
+    """One validation at the end of a training epoch: each member's val/f1, as
+    DetectionEvaluation publishes it."""
     generator = torch.Generator().manual_seed(100 + epoch)
+    f1 = torch.randint(0, 5, (K,), generator=generator).float() / 4  # ties across epochs
     trainer = SimpleNamespace(
-        state=SimpleNamespace(fn="fit"), current_epoch=epoch, global_step=10 * (epoch + 1)
+        state=SimpleNamespace(fn="fit"),
+        sanity_checking=False,
+        current_epoch=epoch,
+        callback_metrics={"val/f1": f1},
     )
     module = SimpleNamespace(net=_Stack(epoch), failed_members=failed or {})
-    for _ in range(2):
-        logits = torch.randn(K, 20, 2, generator=generator) * 3
-        is_id = torch.randint(0, 2, (K, 20), generator=generator)
-        batch = {"is_id": is_id}
-        selection.on_validation_batch_end(trainer, module, {"logits": logits}, batch, 0)
-    selection.on_validation_epoch_end(trainer, module)
+    selection.on_validation_end(trainer, module)
 
 
 def _saved_and_loaded(state: dict, tmp_path: Path) -> dict:
@@ -70,29 +69,35 @@ def _saved_and_loaded(state: dict, tmp_path: Path) -> dict:
     return torch.load(path, weights_only=True)
 
 
-def _identical(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal values, nan where the other has nan."""
-    return a.shape == b.shape and bool(torch.isclose(a, b, rtol=0, atol=0, equal_nan=True).all())
-
-
 def _same_selection(a: MemberSelection, b: MemberSelection) -> None:
     assert torch.equal(a.best_f1, b.best_f1) and torch.equal(a.best_epoch, b.best_epoch)
     assert a.best_state.keys() == b.best_state.keys()
     for name in a.best_state:
         assert torch.equal(a.best_state[name], b.best_state[name])
-    assert len(a.history) == len(b.history)
-    for (e1, s1, v1), (e2, s2, v2) in zip(a.history, b.history, strict=True):
-        assert (e1, s1) == (e2, s2) and _identical(v1["val/f1"], v2["val/f1"])
+
+
+def test_member_selection_keeps_each_members_first_best_epoch() -> None:
+    selection = MemberSelection(K)
+    scores = []
+    for epoch in range(4):
+        _epoch(selection, epoch, failed={1: "diverged"} if epoch >= 2 else None)
+        generator = torch.Generator().manual_seed(100 + epoch)
+        scores.append(torch.randint(0, 5, (K,), generator=generator).float() / 4)
+    for k in range(K):
+        history = [float(s[k]) for s in scores[: 2 if k == 1 else 4]]
+        best = history.index(max(history))  # the first epoch with the highest F1
+        assert selection.best_epoch[k] == best
+        weights = _Stack(best).stacked_state()
+        assert torch.equal(selection.best_state["weight"][k], weights["weight"][k])
 
 
 def test_member_selection_state_round_trip(tmp_path: Path) -> None:
     """A selection restored from its state_dict (through a weights_only file) is the one that
-    saved it, and goes on choosing as it would have: best F1, epochs, weights, history."""
-    deltas = [0.6, 0.7, 0.8]
-    going_on = MemberSelection(MaxSoftmaxScore(), deltas)
+    saved it, and goes on choosing as it would have: best F1, epochs, weights."""
+    going_on = MemberSelection(K)
     for epoch in range(3):
         _epoch(going_on, epoch, failed={1: "diverged"} if epoch == 2 else None)
-    restored = MemberSelection(MaxSoftmaxScore(), deltas)
+    restored = MemberSelection(K)
     restored.load_state_dict(_saved_and_loaded(going_on.state_dict(), tmp_path))
     _same_selection(restored, going_on)
     for selection in (going_on, restored):
@@ -102,20 +107,13 @@ def test_member_selection_state_round_trip(tmp_path: Path) -> None:
 
 
 def test_group_state_round_trip(tmp_path: Path) -> None:
-    """The module's member bookkeeping and the jobs' identity survive a checkpoint file."""
-    terms = {"train/ce": torch.tensor([0.5, float("nan"), 0.25])}
-    module = SimpleNamespace(
-        member_history=[(0, 16, terms), (1, 32, {"train/ce": torch.tensor([0.4, 0.3, 0.2])})],
-        failed_members={1: TrainingDiverged(1, 20, {"ce": float("nan")})},
-    )
+    """The failed members and the jobs' identity survive a checkpoint file."""
+    module = SimpleNamespace(failed_members={1: TrainingDiverged(1, 20, {"ce": float("nan")})})
     state = _saved_and_loaded(group_state([4, 5, 6], [["seed=0"], ["seed=1"], ["seed=2"]], module),
                               tmp_path)  # fmt: skip
     assert state["jobs"] == [4, 5, 6] and state["overrides"][2] == ["seed=2"]
-    fresh = SimpleNamespace(member_history=[], failed_members={})
+    fresh = SimpleNamespace(failed_members={})
     restore_group_state(state, fresh)
-    assert [(e, s) for e, s, _ in fresh.member_history] == [(0, 16), (1, 32)]
-    for (_, _, a), (_, _, b) in zip(fresh.member_history, module.member_history, strict=True):
-        assert _identical(a["train/ce"], b["train/ce"])
     error = fresh.failed_members[1]
     assert isinstance(error, TrainingDiverged) and str(error) == str(module.failed_members[1])
     assert (error.epoch, error.step) == (1, 20)
@@ -123,7 +121,7 @@ def test_group_state_round_trip(tmp_path: Path) -> None:
 
 def test_a_checkpoint_of_other_jobs_is_refused() -> None:
     callback = GroupState([0, 1], [["seed=0"], ["seed=1"]])
-    module = SimpleNamespace(member_history=[], failed_members={})
+    module = SimpleNamespace(failed_members={})
     checkpoint = {"oodmix_group": group_state([0, 2], [[], []], module)}
     with pytest.raises(RuntimeError, match=r"holds jobs \[0, 2\], not this group's \[0, 1\]"):
         callback.on_load_checkpoint(None, module, checkpoint)
