@@ -21,8 +21,9 @@ Measures, and prints as tables:
      model, loss=ce_kl_mixup, `--epochs` epochs, plots=false, logger=none), each with its own
      folder. The call is split
      into setup (resolving configs, building each member's data, objective and network), the
-     group's fit (Trainer.fit), and what follows it (per member: checkpoints, evaluation,
-     metrics.json: StackedGroup._finish); seconds per member, ms per member-epoch of the fit,
+     group's fit (Trainer.fit), and what follows it (each member's checkpoints, the group's
+     one validation and test, each member's metrics.json); seconds per member, ms per
+     member-epoch of the fit,
      and the ratio of time per member at K=192 to K=48 (target <= 1.2). train_group runs a
      group of one as a solo run; K=1 is also timed forced through StackedGroup. Each process
      first trains a small group for one epoch (not timed), so that first-call costs (lazy
@@ -32,6 +33,10 @@ Measures, and prints as tables:
      and the ratio of a 1,000-member group's time to a solo run's (target <= 3), whole and
      for the fits alone. Without one, the output and the JSON say so.
      benchmarks/gpu_stacked.sh runs this part alone on a GPU machine.
+  4. A member's fixed cost (composition, folder and records, setup, evaluation, files):
+     `oodmix-train -m seed=0,...,K-1 trainer.max_epochs=E plots=false` (one group of K) for
+     K = 48, 192 and E = 2, 22, whole commands; the slope per member-epoch and the intercept
+     per member (`fixed_cost`), and their ratio in member-epochs (target <= 3).
 The 1-minute load average at the start and end of each measurement goes into the JSON and the
 tables; a warning is printed when it exceeds 1.5 at a start (a shared machine: numbers taken
 under load are not the quiet figure; on 2 cores, torch's two threads wait for each other when
@@ -39,7 +44,8 @@ another process takes a core, and a fit can then take ten times as long). Before
 measurement the benchmark waits up to a minute (`--settle`) for the load its own previous one
 left to fall.
 
-`--skip-sweeps`, `--skip-members` (parts 2 and 3) and `--skip-cpu-members` (part 2) leave
+`--skip-sweeps`, `--skip-members` (parts 2 and 3), `--skip-cpu-members` (part 2) and
+`--skip-fixed-cost` (part 4) leave
 parts out; the parts already in <out>/stacked.json are then kept, so a part can be rerun alone.
 
 Writes <out>/stacked.json, <out>/stacked.png and <out>/table.md (default
@@ -403,6 +409,8 @@ def format_report(results: dict[str, Any]) -> str:
         sections.append(format_members(gpu))
     elif gpu:
         sections.append(f"GPU: not measured ({gpu['note']}).")
+    if results.get("fixed_cost"):
+        sections.append(format_fixed_cost(results["fixed_cost"]))
     return "\n\n".join(sections)
 
 
@@ -501,6 +509,74 @@ def measure_sweeps(repeats: int, workdir: Path, settle_s: float) -> dict[str, An
     return {"repeats": repeats, "rows": rows, "warnings": warnings}
 
 
+#: Part 4: the group sizes and epoch counts of the whole commands that separate a member's
+#: fixed cost from its fit.
+FIXED_COST_SIZES = (48, 192)
+FIXED_COST_EPOCHS = (2, 22)
+#: Target: a member's fixed cost is at most this many member-epochs of fit.
+FIXED_COST_TARGET = 3.0
+
+
+def fixed_cost(walls: dict[tuple[int, int], float]) -> dict[str, float]:
+    """A member's fixed cost from four whole commands' wall times W(K, E) (two group sizes K1 <
+    K2, two epoch counts E1 < E2), with the model W(K, E) = a + b E + K (c + m E):
+
+        m = ((W(K2,E2) - W(K2,E1)) - (W(K1,E2) - W(K1,E1))) / ((K2 - K1)(E2 - E1))
+            seconds per member-epoch of fit (the slope)
+        c = (W(K2,E1) - W(K1,E1)) / (K2 - K1) - m E1
+            seconds per member that do not grow with epochs (the intercept per member)
+
+    and c / m, the fixed cost in member-epochs."""
+    (k1, k2), (e1, e2) = sorted({k for k, _ in walls}), sorted({e for _, e in walls})
+    slope = ((walls[k2, e2] - walls[k2, e1]) - (walls[k1, e2] - walls[k1, e1])) / (
+        (k2 - k1) * (e2 - e1)
+    )
+    intercept = (walls[k2, e1] - walls[k1, e1]) / (k2 - k1) - slope * e1
+    return {
+        "s_per_member_epoch": slope,
+        "fixed_s_per_member": intercept,
+        "fixed_member_epochs": intercept / slope if slope > 0 else None,
+    }
+
+
+def measure_fixed_cost(workdir: Path, settle_s: float) -> dict[str, Any]:
+    """Part 4: `oodmix-train -m seed=0,...,K-1 trainer.max_epochs=E plots=false` (one group
+    of K) for each K and E, whole commands; a member's fixed cost (see `fixed_cost`)."""
+    runs, walls = [], {}
+    for k in FIXED_COST_SIZES:
+        for epochs in FIXED_COST_EPOCHS:
+            sweep = workdir / f"fixed-{k}-{epochs}"
+            seeds = ",".join(str(seed) for seed in range(k))
+            args = ["-m", f"seed={seeds}", f"trainer.max_epochs={epochs}", "plots=false",
+                    f"hydra.sweep.dir={sweep}"]  # fmt: skip
+            run = run_sweep(args, workdir, settle_s)
+            run.update(k=k, epochs=epochs)
+            runs.append(run)
+            walls[k, epochs] = run["wall_s"]
+            progress(f"fixed cost: K={k:<4} {epochs:>3} epochs  {run['wall_s']:7.1f} s  "
+                     f"load {_load((run['load_before'], run['load_after']))}")  # fmt: skip
+    return {"runs": runs, "target_member_epochs": FIXED_COST_TARGET, **fixed_cost(walls)}
+
+
+def format_fixed_cost(part: dict[str, Any]) -> str:
+    rows = [
+        [str(r["k"]), str(r["epochs"]), f"{r['wall_s']:.1f}", _mb(r["peak_rss_mb"]),
+         _load((r["load_before"], r["load_after"]))]
+        for r in part["runs"]
+    ]  # fmt: skip
+    lines = [
+        "## A member's fixed cost (whole commands, one group each)",
+        "",
+        *markdown_table(["K", "epochs", "wall (s)", "peak RSS (MB)", "load"], "rrrrl", rows),
+        "",
+        f"Fit: {part['s_per_member_epoch'] * 1e3:.2f} ms per member-epoch. Fixed cost: "
+        f"{part['fixed_s_per_member'] * 1e3:.1f} ms per member = "
+        f"{_num(part['fixed_member_epochs'], 1)} member-epochs "
+        f"(target <= {part['target_member_epochs']:g}).",
+    ]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- part 2: members
 
 
@@ -546,13 +622,13 @@ def member_configs(k: int, epochs: int, device: str, root: Path, first_seed: int
 
 
 class GroupClock:
-    """Times the pieces of one train_group call: the fit (Trainer.fit, both paths) and each
-    member's StackedGroup._finish, by wrapping them for the duration of the `with` block."""
+    """Times the fit of one train_group call (Trainer.fit, both paths), by wrapping it for the
+    duration of the `with` block; what precedes it is setup, what follows it the group's
+    evaluation and files."""
 
     def __init__(self, device: str) -> None:
         self.device = device
         self.fits: list[tuple[float, float]] = []
-        self.finishes: list[float] = []
 
     def _sync(self) -> None:
         synchronize(self.device)
@@ -560,10 +636,7 @@ class GroupClock:
     def __enter__(self) -> GroupClock:
         from lightning.pytorch import Trainer
 
-        from oodmix.stacking.group_run import StackedGroup
-
-        self._originals = (Trainer.fit, StackedGroup._finish)
-        fit, finish = self._originals
+        self._original = fit = Trainer.fit
         clock = self
 
         def timed_fit(trainer, *args, **kwargs):
@@ -575,23 +648,13 @@ class GroupClock:
                 clock._sync()
                 clock.fits.append((start, time.perf_counter()))
 
-        def timed_finish(group, *args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return finish(group, *args, **kwargs)
-            finally:
-                clock._sync()
-                clock.finishes.append(time.perf_counter() - start)
-
-        Trainer.fit, StackedGroup._finish = timed_fit, timed_finish
+        Trainer.fit = timed_fit
         return self
 
     def __exit__(self, *exc: object) -> None:
         from lightning.pytorch import Trainer
 
-        from oodmix.stacking.group_run import StackedGroup
-
-        Trainer.fit, StackedGroup._finish = self._originals
+        Trainer.fit = self._original
 
 
 def run_group(configs: list, path: str) -> list[float | None]:
@@ -642,7 +705,7 @@ def one_group(k: int, epochs: int, device: str, forced: bool) -> dict[str, Any]:
         "setup_s": fit_start - start,
         "fit_s": fit_end - fit_start,
         "finish_s": end - fit_end,
-        "finish_member_median_s": statistics.median(clock.finishes) if clock.finishes else None,
+        "finish_per_member_s": (end - fit_end) / k,
         "peak_rss_mb": peak_rss_mb(),
         "peak_gpu_mb": _peak_gpu_mb(device),
         "load_before": load_before,
@@ -713,6 +776,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-sweeps", action="store_true", help="leave part 1 out")
     p.add_argument("--skip-members", action="store_true", help="leave parts 2 and 3 out")
     p.add_argument("--skip-cpu-members", action="store_true", help="leave part 2 out")
+    p.add_argument("--skip-fixed-cost", action="store_true", help="leave part 4 out")
     p.add_argument(
         "--settle",
         type=float,
@@ -762,6 +826,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "sweeps": previous.get("sweeps"),
         "members": previous.get("members"),
         "gpu": previous.get("gpu"),
+        "fixed_cost": previous.get("fixed_cost"),
     }
     results["load_average_start"] = start_load = load_sample()
     line = load_warning("the benchmark", start_load)
@@ -785,6 +850,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 note = "no GPU: torch.cuda.is_available() is False"
                 progress(f"GPU part skipped ({note})")
                 results["gpu"] = {"device": "cuda", "rows": None, "note": note}
+        if not args.skip_fixed_cost:
+            results["fixed_cost"] = measure_fixed_cost(workdir, args.settle)
     results["load_average_end"] = load_sample()
     table = format_report(results)
     write_results(args.out, "stacked.json", results, table)

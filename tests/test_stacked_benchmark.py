@@ -47,7 +47,7 @@ def group(k: int, path: str = "stacked", total: float = 10.0, epochs: int = 50) 
         "setup_s": 0.1 * total,
         "fit_s": 0.6 * total,
         "finish_s": 0.3 * total,
-        "finish_member_median_s": 0.3 * total / k,
+        "finish_per_member_s": 0.3 * total / k,
         "peak_rss_mb": 450.0,
         "load_before": [0.2, 0.2, 0.2],
         "load_after": [1.1, 0.4, 0.3],
@@ -203,6 +203,7 @@ def test_a_tiny_run_writes_json_table_and_plot(stacked, tmp_path: Path) -> None:
             "--epochs",
             "1",
             "--skip-sweeps",
+            "--skip-fixed-cost",
             "--settle",
             "0",
             "--out",
@@ -222,3 +223,28 @@ def test_a_tiny_run_writes_json_table_and_plot(stacked, tmp_path: Path) -> None:
     assert results["sweeps"] is None and results["gpu"]["device"] == "cuda"
     assert "| 2 | stacked |" in (out / "table.md").read_text()
     assert (out / "stacked.png").stat().st_size > 0
+
+
+def test_a_members_fixed_cost_is_the_intercept_over_the_slope(stacked) -> None:
+    """W(K, E) = a + b E + K (c + m E), with a = 10 s (start-up), b = 0.5 s per epoch (shared),
+    c = 20 ms per member and m = 5 ms per member-epoch: c and m come back, and c / m = 4."""
+
+    def wall(k: int, epochs: int) -> float:
+        return 10 + 0.5 * epochs + k * (0.020 + 0.005 * epochs)
+
+    walls = {(k, e): wall(k, e) for k in (48, 192) for e in (2, 22)}
+    result = stacked.fixed_cost(walls)
+    assert result["s_per_member_epoch"] == pytest.approx(0.005)
+    assert result["fixed_s_per_member"] == pytest.approx(0.020)
+    assert result["fixed_member_epochs"] == pytest.approx(4.0)
+
+
+def test_the_fixed_cost_table_names_every_command_and_the_ratio(stacked) -> None:
+    runs = [{"k": k, "epochs": e, "wall_s": 10.0 + k * e / 100, "peak_rss_mb": 500.0,
+             "load_before": [0.5, 0.4, 0.3], "load_after": [0.6, 0.4, 0.3]}
+            for k in (48, 192) for e in (2, 22)]  # fmt: skip
+    part = {"runs": runs, "target_member_epochs": 3.0, "s_per_member_epoch": 0.0053,
+            "fixed_s_per_member": 0.0159, "fixed_member_epochs": 3.0}  # fmt: skip
+    table = stacked.format_fixed_cost(part)
+    assert table.count("\n| 192 |") == 2 and "| 48 | 22 |" in table
+    assert "5.30 ms per member-epoch" in table and "15.9 ms per member = 3.0 member-epochs" in table

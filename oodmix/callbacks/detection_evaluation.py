@@ -248,6 +248,9 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
                 for k, error in failures.items():
                     self.member_failures.setdefault(k, error)
             values = self._compute(stage)
+            if self.members is not None:
+                # (K,) each: torchmetrics' compute squeezes a stack of one to a scalar.
+                values = {k: torch.as_tensor(v).reshape(self.members) for k, v in values.items()}
             if self.members is not None and failures:
                 failed = torch.tensor(sorted(failures))
                 values = {
