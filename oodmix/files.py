@@ -42,6 +42,11 @@ def write_text_atomic(path: Path, text: str) -> None:
         handle.write(text)
 
 
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 

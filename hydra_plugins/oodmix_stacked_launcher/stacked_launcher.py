@@ -18,6 +18,7 @@ environment), so oodmix itself, which imports torch, is imported only when a swe
 # sys.modules, where a dataclass with string annotations looks itself up and fails.
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -143,6 +144,9 @@ class StackedLauncher(Launcher):
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
+        # A continued sweep's multirun.yaml as the sweep that started it wrote it: the sweeper
+        # writes the continuing command's over it before the launch (`_keep_sweep_record`).
+        self._sweep_record: tuple[Path, bytes] | None = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -153,6 +157,26 @@ class StackedLauncher(Launcher):
         # The sweeper holds this same context and reads its loader when it checks a batch.
         if not isinstance(hydra_context.config_loader, KeptSweepConfigs):
             hydra_context.config_loader = KeptSweepConfigs(hydra_context.config_loader)
+        if self.resume:  # set up before the sweeper writes multirun.yaml
+            record = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
+            if record.is_file():
+                self._sweep_record = (record, record.read_bytes())
+
+    def _keep_sweep_record(self) -> bytes | None:
+        """A continued sweep keeps the multirun.yaml of the command that started it (put back
+        here); returns the continuing command's, which the sweeper wrote over it (None when
+        there is nothing to put back)."""
+        if self._sweep_record is None:
+            return None
+        from oodmix.files import write_bytes_atomic
+
+        record, original = self._sweep_record
+        self._sweep_record = None
+        current = record.read_bytes() if record.is_file() else None
+        if current == original:
+            return None
+        write_bytes_atomic(record, original)
+        return current
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -182,7 +206,14 @@ class StackedLauncher(Launcher):
             from oodmix.stacking import continuing
 
             log.info(f"Continuing the sweep in {self.config.hydra.sweep.dir}")
+            continuing_record = self._keep_sweep_record()
             groups, recorded = continuing.continue_sweep(groups, configs, log.info)
+            if continuing_record is not None:  # beside it, as a continued job's .hydra/resumed_*
+                from oodmix.files import write_bytes_atomic
+
+                sweep_dir = Path(str(self.config.hydra.sweep.dir))
+                stamp = time.strftime("%H-%M-%S")
+                write_bytes_atomic(sweep_dir / f"multirun_resumed_{stamp}.yaml", continuing_record)
             for i, value in recorded.items():
                 runs[i] = continuing.recorded_return(configs[i], value)
         for group in groups:

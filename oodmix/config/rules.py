@@ -16,6 +16,7 @@ validation.validate runs them after the others.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import typing
@@ -116,6 +117,7 @@ def _literals(annotation: Any) -> list[Any]:
     return [value for arg in typing.get_args(annotation) for value in _literals(arg)]
 
 
+@functools.cache  # read once per process: every job's config is checked against it
 def precisions() -> list[Any]:
     """The precision settings Lightning's Trainer accepts, read from the annotation of its
     `precision` argument (Lightning keeps the list in private names; the signature is public)."""
@@ -126,6 +128,7 @@ def precisions() -> list[Any]:
     return _literals(inspect.signature(Trainer).parameters["precision"].annotation)
 
 
+@functools.cache  # read once per process: every job's config is checked against it
 def accelerators() -> list[str]:
     """The accelerator names Lightning's Trainer accepts: its registry of accelerators, and the
     two it resolves itself, "auto" and "gpu" (no public name holds those two)."""

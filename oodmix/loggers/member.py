@@ -18,6 +18,10 @@ class MemberLogger(Logger):
     The group's checkpoints are not the member's, so they are not reported to its logger
     (after_save_checkpoint); the member's own checkpoints are written when the group ends.
     Everything else is the wrapped logger's.
+
+    Lightning logs the hyperparameters again at the start of each stage (fit, validate,
+    test); they never change here, and writing them (the CSV logger's hparams.yaml, through
+    OmegaConf) takes tens of milliseconds for a run's config, so a member's are written once.
     """
 
     def __init__(self, logger: Logger, member: int, config: dict[str, Any]) -> None:
@@ -25,6 +29,7 @@ class MemberLogger(Logger):
         self.logger = logger
         self.member = int(member)
         self.config = config
+        self._hyperparameters_logged = False
 
     @property
     def name(self) -> str | None:
@@ -49,7 +54,9 @@ class MemberLogger(Logger):
     def log_hyperparams(
         self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any
     ) -> None:
-        self.logger.log_hyperparams({"config": self.config}, *args, **kwargs)
+        if not self._hyperparameters_logged:
+            self.logger.log_hyperparams({"config": self.config}, *args, **kwargs)
+            self._hyperparameters_logged = True
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.logger.log_metrics(metrics, step)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from omegaconf import DictConfig
 
 from oodmix.callbacks.own_hooks import OwnHooksOnly
@@ -90,6 +91,9 @@ class GroupState(OwnHooksOnly, L.Callback):
         self.jobs = [int(n) for n in jobs]
         self.overrides = [list(o) for o in overrides]
         self._on_train_start = on_train_start
+        #: The latest checkpoint Lightning dumped of the group (its tensors are the live
+        #: weights and optimiser state): what the members' own checkpoints are cut from.
+        self.latest_dump: dict[str, Any] | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After the checkpoint callbacks' setup, which warns about a folder that holds files.
@@ -100,6 +104,7 @@ class GroupState(OwnHooksOnly, L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint[STATE_KEY] = group_state(self.jobs, self.overrides, pl_module)
+        self.latest_dump = checkpoint
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
@@ -220,3 +225,71 @@ def recorded_value(cfg: DictConfig) -> tuple[float] | None:
         return None
     metrics = json.loads(path.read_text())
     return (float(metrics[str(cfg.optimized_metric)]),)
+
+
+def member_checkpoint(
+    group: dict[str, Any],
+    k: int,
+    members: int,
+    state_dict: dict[str, Any],
+    config: dict[str, Any],
+    learning_rate: float | None = None,
+) -> dict[str, Any]:
+    """Member k's own checkpoint, cut from Lightning's dump of the group's trainer: what its
+    solo run's checkpoint callback writes at the same epoch.
+
+    - state_dict: `state_dict`, its solo module's (the stacked weights' row k, under its
+      network's names), and hyper_parameters its own resolved config (what load_detector and
+      a resumed run read);
+    - epoch, global_step, loops, learning-rate schedulers: the group's, which are every
+      member's (one trainer);
+    - optimizer_states: row k of every stacked state tensor (Adam's moments, ...), the step
+      counts as they are, and the member's own learning rate;
+    - oodmix (the epoch's loss terms so far, the random generators): row k of the terms;
+    - callbacks: none (the group's callbacks hold every member's state, not this one's).
+    """
+
+    def row(value: Any) -> Any:
+        if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == members:
+            return value[k].clone()
+        return value
+
+    checkpoint = {
+        key: value
+        for key, value in group.items()
+        if key not in (STATE_KEY, "callbacks", "optimizer_states", "oodmix")
+    }
+    checkpoint.update(state_dict=state_dict, hyper_parameters={"config": config}, callbacks={})
+    optimizers = []
+    for optimizer in group.get("optimizer_states", []):
+        groups = [dict(g) for g in optimizer["param_groups"]]
+        if learning_rate is not None:
+            for param_group in groups:
+                param_group["lr"] = learning_rate
+        states = {
+            index: {name: row(value) for name, value in state.items()}
+            for index, state in optimizer["state"].items()
+        }
+        optimizers.append({"state": states, "param_groups": groups})
+    checkpoint["optimizer_states"] = optimizers
+    if "oodmix" in group:
+        terms = dict(group["oodmix"]["epoch_terms"])
+        if terms.get("values") is not None:  # (steps, terms, K)
+            terms["values"] = terms["values"][..., k].clone()
+        checkpoint["oodmix"] = {**group["oodmix"], "epoch_terms": terms}
+    return checkpoint
+
+
+def best_checkpoint(last: dict[str, Any], state_dict: dict[str, Any], epoch: int, step: int):
+    """Member k's best epoch's checkpoint, from its `last` (member_checkpoint): the best
+    epoch's weights, epoch and global step, for evaluation and inference (load_detector,
+    oodmix-predict, test_ckpt=best). Its optimiser and loop state are not that epoch's (the
+    group keeps only each member's best weights), so they are left out: a run resumes from
+    last.ckpt."""
+    checkpoint = {
+        key: value
+        for key, value in last.items()
+        if key not in ("optimizer_states", "lr_schedulers", "loops", "oodmix")
+    }
+    checkpoint.update(state_dict=state_dict, epoch=int(epoch), global_step=int(step))
+    return checkpoint

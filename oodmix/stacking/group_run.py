@@ -129,7 +129,7 @@ class StackedGroup:
         group = GroupCheckpoint([self.configs[k] for k in members])
         trainer = self._trainer(members, group)
         self._as_job(members[0])
-        resume_from = group.resume_from()
+        resume_from = self._resumed_from = group.resume_from()
         with stop_gracefully_on_signals() as stop:
             try:
                 try:
@@ -226,25 +226,45 @@ class StackedGroup:
         return next(cb for cb in trainer.callbacks if isinstance(cb, MemberSelection))
 
     def _write_checkpoints(self, members: list[int], module: Any, trainer: Any) -> None:
-        """Each member's checkpoints/last.ckpt and (model_checkpoint on) its best epoch's."""
-        from oodmix.runs.build import build_module
+        """Each member's checkpoints/last.ckpt and (model_checkpoint on) its best epoch's,
+        cut from the group's latest Lightning checkpoint (oodmix.stacking.checkpoint:
+        member_checkpoint, best_checkpoint), as its solo run's checkpoint callbacks write them.
+        """
+        from oodmix.checkpoints import AtomicCheckpointIO
+        from oodmix.stacking.checkpoint import GroupState, best_checkpoint, member_checkpoint
 
         selection = self._selection(trainer)
-        network = module.net
+        state = next(cb for cb in trainer.callbacks if isinstance(cb, GroupState))
+        group = state.latest_dump
+        if group is None:  # nothing trained in this process: the checkpoint it resumed from
+            group = AtomicCheckpointIO().load_checkpoint(self._resumed_from)
+        stacked = {
+            name.removeprefix("net.layout."): value
+            for name, value in group["state_dict"].items()
+            if name.startswith("net.layout.")
+        }
+        writer = AtomicCheckpointIO()
         for i, k in enumerate(members):
             if self.recorded[k] is not None or i in module.failed_members:
                 continue
             cfg = self.jobs[k]
-            self._as_job(k)
-            _datamodule, loss, net = self.parts[k]
-            member = build_module(cfg, loss, net)  # as its solo run's module: weights, config
+            loss = self.parts[k][1]
+            own = {f"loss.{name}": value for name, value in loss.state_dict().items()}
+            weights = {f"net.{name}": value[i].clone() for name, value in stacked.items()}
+            config = OmegaConf.to_container(cfg, resolve=True)
+            last = member_checkpoint(
+                group, i, len(members), {**weights, **own}, config, float(cfg.model.lr)
+            )
             folder = Path(cfg.output_dir) / "checkpoints"
-            net.load_state_dict(network.member_state_dict(i))
-            _save(member, folder / "last.ckpt", trainer.current_epoch - 1, trainer.global_step)
+            folder.mkdir(parents=True, exist_ok=True)
+            writer.save_checkpoint(last, folder / "last.ckpt")
             if cfg.callbacks.get("model_checkpoint"):
-                best_epoch = int(selection.best_epoch[i])
-                net.load_state_dict(selection.member_best_state(i))
-                _save(member, folder / f"best-epoch={best_epoch:03d}.ckpt", best_epoch, None)
+                epoch, step = int(selection.best_epoch[i]), int(selection.best_step[i])
+                best = {
+                    f"net.{name}": value for name, value in selection.member_best_state(i).items()
+                }
+                best = best_checkpoint(last, {**best, **own}, epoch, step)
+                writer.save_checkpoint(best, folder / f"best-epoch={epoch:03d}.ckpt")
 
     def _evaluate(self, members: list[int], module: Any, data: Any, trainer: Any) -> dict[str, Any]:
         """Every member's val/* and test*/* ((K,) each) of its tested weights: its best
@@ -284,21 +304,3 @@ class StackedGroup:
                 self.values[k] = report(cfg, write_metrics(cfg, self.parts[k][1], mine))
             except Exception as error:
                 self._fail(k, error)
-
-
-def _save(module: Any, path: Path, epoch: int, step: int | None) -> None:
-    """A checkpoint with the module's weights and run config (what load_detector reads),
-    written atomically."""
-    import lightning as L
-
-    from oodmix.checkpoints import AtomicCheckpointIO
-
-    checkpoint = {
-        "epoch": epoch,
-        "global_step": step if step is not None else 0,
-        "pytorch-lightning_version": L.__version__,
-        "state_dict": module.state_dict(),
-        "hyper_parameters": dict(module.hparams),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    AtomicCheckpointIO().save_checkpoint(checkpoint, path)

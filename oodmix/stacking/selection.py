@@ -34,6 +34,8 @@ class MemberSelection(OwnHooksOnly, L.Callback):
         self.monitor = monitor
         self.best_f1 = torch.full((members,), -float("inf"), dtype=torch.float64)
         self.best_epoch = torch.full((members,), -1, dtype=torch.long)
+        #: The optimiser steps taken by the end of each member's best epoch.
+        self.best_step = torch.full((members,), -1, dtype=torch.long)
         self.best_state: dict[str, torch.Tensor] = {}
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -45,6 +47,7 @@ class MemberSelection(OwnHooksOnly, L.Callback):
         improved = f1 > self.best_f1  # nan > x is False
         self.best_f1 = torch.where(improved, f1, self.best_f1)
         self.best_epoch = torch.where(improved, trainer.current_epoch, self.best_epoch)
+        self.best_step = torch.where(improved, trainer.global_step, self.best_step)
         self._keep_best(pl_module.net, improved)
 
     def _keep_best(self, net: nn.Module, improved: torch.Tensor) -> None:
@@ -66,9 +69,11 @@ class MemberSelection(OwnHooksOnly, L.Callback):
         return {
             "best_f1": self.best_f1,
             "best_epoch": self.best_epoch,
+            "best_step": self.best_step,
             "best_state": {k: v.cpu() for k, v in self.best_state.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_f1, self.best_epoch = state["best_f1"], state["best_epoch"]
+        self.best_step = state["best_step"]
         self.best_state = dict(state["best_state"])

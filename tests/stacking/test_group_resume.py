@@ -252,6 +252,7 @@ def test_a_stopped_sweep_continues_to_the_same_metrics(tmp_path, uninterrupted, 
         ]
         assert not (sweep / job / "metrics.json").exists()
     finished = {job: (sweep / job / "metrics.json").stat().st_mtime_ns for job in ("0", "1")}
+    started_with = (sweep / "multirun.yaml").read_bytes()
 
     if signum == signal.SIGTERM:  # a changed setting is refused, nothing written
         before = _snapshot(sweep)
@@ -264,6 +265,7 @@ def test_a_stopped_sweep_continues_to_the_same_metrics(tmp_path, uninterrupted, 
             "change) or start a new sweep"
         ]
         assert _snapshot(sweep) == before
+        assert (sweep / "multirun.yaml").read_bytes() == started_with
 
     resumed = _continue(command, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -277,6 +279,10 @@ def test_a_stopped_sweep_continues_to_the_same_metrics(tmp_path, uninterrupted, 
     assert "hydra.launcher.resume" not in (sweep / "2" / ".hydra" / "hydra.yaml").read_text()
     assert len(list((sweep / "2" / ".hydra").glob("resumed_*/overrides.yaml"))) == 1
     assert (sweep / "table.md").is_file()
+    # The sweep's record is the command that started it; the continuing one's is beside it.
+    assert (sweep / "multirun.yaml").read_bytes() == started_with
+    (continuing,) = sweep.glob("multirun_resumed_*.yaml")
+    assert "resume: true" in continuing.read_text()
 
 
 @pytest.mark.slow
