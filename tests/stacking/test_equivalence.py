@@ -72,10 +72,32 @@ def assert_member_is_its_solo_run(stacked: Path, alone: Path, solo_metrics: dict
         assert mine.keys() == theirs.keys()
         for key, value in theirs.items():
             torch.testing.assert_close(mine[key], value, rtol=0, atol=1e-5)
+    assert_same_checkpoint(
+        stacked / "checkpoints" / "last.ckpt", alone / "checkpoints" / "last.ckpt"
+    )
     with np.load(stacked / "scores.npz") as mine, np.load(alone / "scores.npz") as theirs:
         assert sorted(mine.files) == sorted(theirs.files)
         for key in theirs.files:
             np.testing.assert_allclose(mine[key], theirs[key], rtol=0, atol=1e-5)
+
+
+def assert_same_checkpoint(mine_path: Path, theirs_path: Path) -> None:
+    """A member's last.ckpt holds what its solo run's does: the same state_dict names, epoch,
+    step and loop state, optimiser state within 1e-5, its own config."""
+    mine = torch.load(mine_path, weights_only=True, map_location="cpu")
+    theirs = torch.load(theirs_path, weights_only=True, map_location="cpu")
+    assert mine["state_dict"].keys() == theirs["state_dict"].keys()
+    assert (mine["epoch"], mine["global_step"]) == (theirs["epoch"], theirs["global_step"])
+    assert mine["loops"] == theirs["loops"]
+    config, solo_config = mine["hyper_parameters"]["config"], theirs["hyper_parameters"]["config"]
+    assert config.keys() == solo_config.keys()
+    assert (config["seed"], config["beta"], config["delta"]) == (
+        solo_config["seed"], solo_config["beta"], solo_config["delta"])  # fmt: skip
+    (optimizer,), (solo_optimizer,) = mine["optimizer_states"], theirs["optimizer_states"]
+    assert optimizer["param_groups"] == solo_optimizer["param_groups"]
+    for index, state in solo_optimizer["state"].items():
+        for name, value in state.items():
+            torch.testing.assert_close(optimizer["state"][index][name], value, rtol=0, atol=1e-5)
 
 
 def train_both(compose_config, tmp_path: Path, overrides: list[list[str]]) -> None:

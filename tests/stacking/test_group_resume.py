@@ -56,6 +56,7 @@ def _epoch(selection: MemberSelection, epoch: int, failed: dict | None = None) -
         state=SimpleNamespace(fn="fit"),
         sanity_checking=False,
         current_epoch=epoch,
+        global_step=10 * (epoch + 1),
         callback_metrics={"val/f1": f1},
     )
     module = SimpleNamespace(net=_Stack(epoch), failed_members=failed or {})
@@ -71,6 +72,7 @@ def _saved_and_loaded(state: dict, tmp_path: Path) -> dict:
 
 def _same_selection(a: MemberSelection, b: MemberSelection) -> None:
     assert torch.equal(a.best_f1, b.best_f1) and torch.equal(a.best_epoch, b.best_epoch)
+    assert torch.equal(a.best_step, b.best_step)
     assert a.best_state.keys() == b.best_state.keys()
     for name in a.best_state:
         assert torch.equal(a.best_state[name], b.best_state[name])
@@ -86,7 +88,7 @@ def test_member_selection_keeps_each_members_first_best_epoch() -> None:
     for k in range(K):
         history = [float(s[k]) for s in scores[: 2 if k == 1 else 4]]
         best = history.index(max(history))  # the first epoch with the highest F1
-        assert selection.best_epoch[k] == best
+        assert selection.best_epoch[k] == best and selection.best_step[k] == 10 * (best + 1)
         weights = _Stack(best).stacked_state()
         assert torch.equal(selection.best_state["weight"][k], weights["weight"][k])
 
