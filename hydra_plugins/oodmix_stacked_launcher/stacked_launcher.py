@@ -316,7 +316,9 @@ class StackedLauncher(Launcher):
         env = dict(_start(configs[0]) or ())  # the same for every job of a group
         try:
             with env_override(env):
-                values: Any = group_run.train_group(configs)
+                # Each job's task and Hydra configs as run_job made them (copies of their own).
+                prepared = [(ret.cfg, ret.hydra_cfg) for ret in returns]
+                values: Any = group_run.train_group(configs, prepared)
             if len(values) != len(configs):
                 raise RuntimeError(
                     f"train_group returned {len(values)} values for a group of {len(configs)} jobs"

@@ -34,27 +34,39 @@ from omegaconf import DictConfig, OmegaConf
 from oodmix.config.job import job_config
 
 
-def train_group(configs: Sequence[DictConfig]) -> list[float | None]:
-    """Train the jobs of one group; each job's folder gets what a solo run writes."""
+def train_group(
+    configs: Sequence[DictConfig], prepared: Sequence[tuple[DictConfig, DictConfig]] | None = None
+) -> list[float | None]:
+    """Train the jobs of one group; each job's folder gets what a solo run writes.
+
+    `prepared`: per job, (its task config, its Hydra config) as Hydra's run_job made them
+    (JobReturn.cfg and .hydra_cfg), which the group then uses instead of making them again
+    (tens of milliseconds a job)."""
     from oodmix.runs.job import run_job_task
 
     if len(configs) == 1:
         HydraConfig.instance().set_config(configs[0])
         return [run_job_task(job_config(configs[0]))]
-    return StackedGroup(configs).run()
+    return StackedGroup(configs, prepared).run()
 
 
 class StackedGroup:
     """K jobs of one group trained as one model, then each written as its solo run would be."""
 
-    def __init__(self, configs: Sequence[DictConfig]) -> None:
+    def __init__(
+        self,
+        configs: Sequence[DictConfig],
+        prepared: Sequence[tuple[DictConfig, DictConfig]] | None = None,
+    ) -> None:
         self.configs = list(configs)
         self._registered: dict[int, Any] = {}  # job -> Hydra's registered config (_as_job)
+        if prepared is not None:  # as run_job registered them
+            self._registered = {k: hydra_config for k, (_, hydra_config) in enumerate(prepared)}
         self.jobs = []
         for k, cfg in enumerate(self.configs):
             # Resolved while job k is Hydra's current job (`${hydra:...}` values are its own).
             self._as_job(k)
-            job = job_config(cfg)
+            job = prepared[k][0] if prepared is not None else job_config(cfg)
             OmegaConf.resolve(job)
             self.jobs.append(job)
         self.values: list[float | None] = [None] * len(configs)

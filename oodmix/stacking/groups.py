@@ -97,14 +97,44 @@ def shared_config(cfg: DictConfig) -> tuple[tuple[str, str], ...]:
     )
 
 
+def _is_number_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity")
+
+
+def override_signature(cfg: DictConfig) -> tuple[str, ...]:
+    """The job's command-line overrides with every member's own value masked: `seed=<member>`,
+    `loss.beta=<member>` (a number of the objective), anything else as written.
+
+    Jobs with the same signature were composed from the same choices and values but for their
+    members' own numbers, so their shared configs are equal: `group_jobs` compares one of them
+    in full (resolving a config takes tens of milliseconds) and gives the others its answer."""
+    signature = []
+    for override in cfg.hydra.overrides.task:
+        key, _, value = str(override).partition("=")
+        bare = key.lstrip("+~")
+        if bare in MEMBER_KEYS or (bare.startswith("loss.") and _is_number_text(value)):
+            signature.append(f"{key}=<member>")
+        else:
+            signature.append(str(override))
+    return tuple(signature)
+
+
 def group_jobs(configs: Sequence[DictConfig], max_members: int | None = None) -> list[list[int]]:
     """Indices of `configs` in groups that can be stacked, in the order of each group's first
-    job; a group holds at most `max_members` jobs (None: no limit)."""
+    job; a group holds at most `max_members` jobs (None: no limit). Jobs with one
+    `override_signature` share the shared config of the first of them."""
     groups: dict[tuple, list[list[int]]] = {}
     order: list[list[int]] = []
+    shared: dict[tuple[str, ...], tuple] = {}
     for index, cfg in enumerate(configs):
-        key = shared_config(cfg)
-        chunks = groups.setdefault(key, [])
+        signature = override_signature(cfg)
+        if signature not in shared:
+            shared[signature] = shared_config(cfg)
+        chunks = groups.setdefault(shared[signature], [])
         if not chunks or (max_members is not None and len(chunks[-1]) >= max_members):
             chunks.append([])
             order.append(chunks[-1])

@@ -72,3 +72,28 @@ def test_member_paths_include_interpolated_copies_and_run_folders(configs) -> No
 )
 def test_job_numbers_show_runs_of_three_or_more_as_ranges(numbers, shown) -> None:
     assert job_numbers(numbers) == shown
+
+
+def test_jobs_with_one_override_signature_are_compared_once(configs, monkeypatch) -> None:
+    from oodmix.stacking import groups
+
+    jobs = configs(["seed=0", "beta=0.3"], ["seed=1", "beta=3"], ["seed=2", "data=moons"],
+                   ["seed=3", "beta=1"], ["seed=4", "data=moons"])  # fmt: skip
+    # (compose_config adds the tests' own shorter settings first)
+    assert groups.override_signature(jobs[0])[-2:] == ("seed=<member>", "beta=<member>")
+    assert groups.override_signature(jobs[2])[-2:] == ("seed=<member>", "data=moons")
+    compared = []
+    full = groups.shared_config
+    monkeypatch.setattr(groups, "shared_config", lambda cfg: compared.append(cfg) or full(cfg))
+    assert groups.group_jobs(jobs) == [[0, 1, 3], [2, 4]]
+    assert compared == [jobs[0], jobs[2]]
+
+
+def test_a_signature_masks_only_members_and_numbers_of_the_objective(configs) -> None:
+    from oodmix.stacking.groups import override_signature
+
+    (cfg,) = configs(["loss=energy", "detector=energy", "loss.margin_in=-8", "model.lr=0.003",
+                      "delta=0.7", "trainer.max_epochs=4"])  # fmt: skip
+    assert override_signature(cfg)[-6:] == (
+        "loss=energy", "detector=energy", "loss.margin_in=<member>", "model.lr=<member>",
+        "delta=<member>", "trainer.max_epochs=4")  # fmt: skip

@@ -59,8 +59,15 @@ class FakeTraining:
         self.tasks: list[int] = []  # job numbers the task function ran
         self.composed: list[list[str]] = []  # the overrides of each job config Hydra composed
 
-    def train_group(self, configs: list[DictConfig]) -> list[float | None]:
+    def train_group(
+        self, configs: list[DictConfig], prepared: list | None = None
+    ) -> list[float | None]:
         self.groups.append([cfg.hydra.job.num for cfg in configs])
+        # run_job's own task and Hydra configs of each job come with the group.
+        assert prepared is not None and len(prepared) == len(configs)
+        for cfg, (task, hydra_config) in zip(configs, prepared, strict=True):
+            assert "hydra" not in task and task.seed == cfg.seed
+            assert hydra_config.hydra.job.num == cfg.hydra.job.num
         # Each job's folder exists, with Hydra's record, before its group trains.
         self.folders_ready.append(
             all(
@@ -256,7 +263,7 @@ SMALL = [
 GRID = ["loss=ce_kl,ce_kl_mixup", "seed=0,1"]
 
 
-def one_by_one(configs: list[DictConfig]) -> list[Any]:
+def one_by_one(configs: list[DictConfig], prepared: list | None = None) -> list[Any]:
     """The one-by-one reference train_group: each job through the ordinary task, so that a
     stacked sweep must write exactly what the basic launcher writes."""
     from oodmix.runs.job import run_job_task
