@@ -21,29 +21,52 @@ from typing import Any
 # own peak resident memory (VmHWM of its address space) to $OODMIX_PEAK_RSS_FILE. A child's
 # rusage is no good here: Linux carries the parent's peak across fork and exec, so every child
 # would report at least the benchmark's own peak. {program}: the child's sys.argv[0].
+# With $OODMIX_FIT_TIME_FILE set, it also writes the seconds spent in Lightning's Trainer.fit
+# (every fit of the process, summed) there.
 PEAK_MEMORY_WRAPPER = """
-import atexit, os, runpy, sys
+import atexit, os, runpy, sys, time
+fit_seconds = [0.0]
 def report():
     with open("/proc/self/status") as status:
         kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
     with open(os.environ["OODMIX_PEAK_RSS_FILE"], "w") as out:
         out.write(str(kb))
+    if os.environ.get("OODMIX_FIT_TIME_FILE"):
+        with open(os.environ["OODMIX_FIT_TIME_FILE"], "w") as out:
+            out.write(str(fit_seconds[0]))
 atexit.register(report)
+if os.environ.get("OODMIX_FIT_TIME_FILE"):
+    from lightning.pytorch import Trainer
+    fit = Trainer.fit
+    def timed_fit(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fit(*args, **kwargs)
+        finally:
+            fit_seconds[0] += time.perf_counter() - start
+    Trainer.fit = timed_fit
 sys.argv[0] = {program!r}
 runpy.run_module("oodmix", run_name="__main__", alter_sys=True)
 """
 
 
 def run_oodmix(
-    args: Sequence[str], cwd: str | Path, program: str, keep_stdout: bool = False
+    args: Sequence[str],
+    cwd: str | Path,
+    program: str,
+    keep_stdout: bool = False,
+    fit_time_file: Path | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], float, float | None]:
     """Run `python -m oodmix *args` in `cwd` (warnings off, sys.argv[0] = `program`): the
     finished process (stderr kept, stdout too with `keep_stdout`), its wall time in seconds and
     its own peak resident memory in MB (None without /proc, or when it ended before writing
-    it). A failure is the caller's to report: the return code is not checked here."""
+    it). With `fit_time_file`, the process writes its seconds in Trainer.fit there. A failure
+    is the caller's to report: the return code is not checked here."""
     peak_file = Path(cwd) / "peak_rss_kb"
     peak_file.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OODMIX_PEAK_RSS_FILE": str(peak_file)}
+    if fit_time_file is not None:
+        env["OODMIX_FIT_TIME_FILE"] = str(fit_time_file)
     start = time.perf_counter()
     process = subprocess.run(
         [sys.executable, "-c", PEAK_MEMORY_WRAPPER.format(program=program), *args],

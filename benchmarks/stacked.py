@@ -37,6 +37,9 @@ Measures, and prints as tables:
      `oodmix-train -m seed=0,...,K-1 trainer.max_epochs=E plots=false` (one group of K) for
      K = 48, 192 and E = 2, 22, whole commands; the slope per member-epoch and the intercept
      per member (`fixed_cost`), and their ratio in member-epochs (target <= 3).
+  5. Large groups, whole commands with their seconds in Trainer.fit: the README's 360-member
+     study command (target: wall <= 1.3x its fit) and a 1,000-member group of 5 epochs (it
+     completes; its peak memory).
 The 1-minute load average at the start and end of each measurement goes into the JSON and the
 tables; a warning is printed when it exceeds 1.5 at a start (a shared machine: numbers taken
 under load are not the quiet figure; on 2 cores, torch's two threads wait for each other when
@@ -44,8 +47,8 @@ another process takes a core, and a fit can then take ten times as long). Before
 measurement the benchmark waits up to a minute (`--settle`) for the load its own previous one
 left to fall.
 
-`--skip-sweeps`, `--skip-members` (parts 2 and 3), `--skip-cpu-members` (part 2) and
-`--skip-fixed-cost` (part 4) leave
+`--skip-sweeps`, `--skip-members` (parts 2 and 3), `--skip-cpu-members` (part 2),
+`--skip-fixed-cost` (part 4) and `--skip-scale` (part 5) leave
 parts out; the parts already in <out>/stacked.json are then kept, so a part can be rerun alone.
 
 Writes <out>/stacked.json, <out>/stacked.png and <out>/table.md (default
@@ -411,6 +414,8 @@ def format_report(results: dict[str, Any]) -> str:
         sections.append(f"GPU: not measured ({gpu['note']}).")
     if results.get("fixed_cost"):
         sections.append(format_fixed_cost(results["fixed_cost"]))
+    if results.get("scale"):
+        sections.append(format_scale(results["scale"]))
     return "\n\n".join(sections)
 
 
@@ -573,6 +578,71 @@ def format_fixed_cost(part: dict[str, Any]) -> str:
         f"{part['fixed_s_per_member'] * 1e3:.1f} ms per member = "
         f"{_num(part['fixed_member_epochs'], 1)} member-epochs "
         f"(target <= {part['target_member_epochs']:g}).",
+    ]
+    return "\n".join(lines)
+
+
+#: Part 5: the README's study command (360 members, one group) and a 1,000-member group.
+STUDY = (
+    "-m", "loss=ce_kl_mixup", "beta=0.03,0.1,0.3,1,3,10", "mixup.alpha=0.1,0.2,0.5,1,2,5",
+    "seed=" + ",".join(map(str, range(10))), "plots=false", "logger=none",
+)  # fmt: skip
+THOUSAND = ("-m", "seed=" + ",".join(map(str, range(1000))), "trainer.max_epochs=5",
+            "plots=false", "logger=none")  # fmt: skip
+#: Target: the study command's wall time over its group's fit.
+STUDY_TARGET = 1.3
+
+
+def measure_scale(workdir: Path, settle_s: float) -> dict[str, Any]:
+    """Part 5: whole commands, each with the seconds it spent in Trainer.fit: the README's
+    360-member study (target: wall <= 1.3x the fit) and a 1,000-member group of 5 epochs (it
+    completes; its peak memory)."""
+    rows = []
+    for name, args in (("study", STUDY), ("1,000 members", THOUSAND)):
+        sweep = workdir / f"scale-{len(rows)}"
+        fit_file = workdir / "fit_seconds"
+        fit_file.unlink(missing_ok=True)
+        settled = settle(settle_s)
+        load_before = load_sample()
+        process, wall, peak = run_oodmix(
+            [*args, f"hydra.sweep.dir={sweep}"], workdir, "oodmix-train", fit_time_file=fit_file
+        )
+        if process.returncode != 0:
+            raise RuntimeError(f"{name} failed:\n{process.stderr[-4000:]}")
+        fit = float(fit_file.read_text()) if fit_file.is_file() else None
+        jobs = sum(1 for _ in sweep.glob("*/metrics.json"))
+        row = {
+            "name": name,
+            "command": ["oodmix-train", *args],
+            "jobs": jobs,
+            "wall_s": wall,
+            "fit_s": fit,
+            "wall_over_fit": ratio(wall, fit),
+            "peak_rss_mb": peak,
+            "settle_s": settled,
+            "load_before": load_before,
+            "load_after": load_sample(),
+        }
+        rows.append(row)
+        progress(f"{name}: {jobs} jobs, {wall:.1f} s, fit {_num(fit, 1)} s, peak {_mb(peak)} MB")
+    return {"rows": rows, "study_target": STUDY_TARGET}
+
+
+def format_scale(part: dict[str, Any]) -> str:
+    rows = [
+        [r["name"], str(r["jobs"]), f"{r['wall_s']:.1f}", _num(r["fit_s"], 1),
+         f"{_num(r['wall_over_fit'])}x", _mb(r["peak_rss_mb"]),
+         _load((r["load_before"], r["load_after"]))]
+        for r in part["rows"]
+    ]  # fmt: skip
+    header = ["command", "jobs", "wall (s)", "fit (s)", "wall / fit", "peak RSS (MB)", "load"]
+    lines = [
+        "## Large groups (whole commands)",
+        "",
+        *markdown_table(header, "lrrrrrl", rows),
+        "",
+        f"study: the README's 360-member command (target wall / fit <= {part['study_target']:g});"
+        " 1,000 members: seeds 0-999, 5 epochs, logger=none.",
     ]
     return "\n".join(lines)
 
@@ -777,6 +847,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-members", action="store_true", help="leave parts 2 and 3 out")
     p.add_argument("--skip-cpu-members", action="store_true", help="leave part 2 out")
     p.add_argument("--skip-fixed-cost", action="store_true", help="leave part 4 out")
+    p.add_argument("--skip-scale", action="store_true", help="leave part 5 out")
     p.add_argument(
         "--settle",
         type=float,
@@ -827,6 +898,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "members": previous.get("members"),
         "gpu": previous.get("gpu"),
         "fixed_cost": previous.get("fixed_cost"),
+        "scale": previous.get("scale"),
     }
     results["load_average_start"] = start_load = load_sample()
     line = load_warning("the benchmark", start_load)
@@ -852,6 +924,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 results["gpu"] = {"device": "cuda", "rows": None, "note": note}
         if not args.skip_fixed_cost:
             results["fixed_cost"] = measure_fixed_cost(workdir, args.settle)
+        if not args.skip_scale:
+            results["scale"] = measure_scale(workdir, args.settle)
     results["load_average_end"] = load_sample()
     table = format_report(results)
     write_results(args.out, "stacked.json", results, table)

@@ -204,6 +204,7 @@ def test_a_tiny_run_writes_json_table_and_plot(stacked, tmp_path: Path) -> None:
             "1",
             "--skip-sweeps",
             "--skip-fixed-cost",
+            "--skip-scale",
             "--settle",
             "0",
             "--out",
@@ -248,3 +249,12 @@ def test_the_fixed_cost_table_names_every_command_and_the_ratio(stacked) -> None
     table = stacked.format_fixed_cost(part)
     assert table.count("\n| 192 |") == 2 and "| 48 | 22 |" in table
     assert "5.30 ms per member-epoch" in table and "15.9 ms per member = 3.0 member-epochs" in table
+
+
+def test_the_scale_table_shows_wall_over_fit(stacked) -> None:
+    row = {"name": "study", "jobs": 360, "wall_s": 130.0, "fit_s": 100.0, "wall_over_fit": 1.3,
+           "peak_rss_mb": 1500.0, "load_before": [0.5, 0.4, 0.3],
+           "load_after": [0.9, 0.5, 0.3]}  # fmt: skip
+    table = stacked.format_scale({"rows": [row], "study_target": 1.3})
+    assert "| study | 360 | 130.0 | 100.0 | 1.30x |" in table
+    assert "target wall / fit <= 1.3" in table
