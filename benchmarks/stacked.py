@@ -1,6 +1,6 @@
 """Stacked sweeps (`hydra/launcher=stacked`) against one job after another (`hydra/launcher=basic`).
 
-    .venv/bin/python benchmarks/stacked.py                    # about 10 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/stacked.py                    # about 17 minutes on 2 CPU cores
     .venv/bin/python benchmarks/stacked.py --skip-sweeps      # part 2 only: about 3 minutes
     .venv/bin/python benchmarks/stacked.py --skip-sweeps --members 1,4 --epochs 5   # seconds
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 
 from oodmix.callbacks.detection_evaluation import DetectionEvaluation
+from oodmix.callbacks.members import each_member
 from oodmix.callbacks.own_hooks import OwnHooksOnly
 from oodmix.detectors import MaxSoftmaxScore
 from oodmix.files import save_figure_atomic
@@ -41,13 +41,13 @@ class ConfidenceMap(OwnHooksOnly, L.Callback):
         enabled: bool = True,
     ) -> None:
         super().__init__()
-        self.output_dirs = [Path(d) for d in _each(output_dir)]
+        self.output_dirs = [Path(d) for d in each_member(output_dir)]
         self.output_dir = self.output_dirs[0]
-        self.deltas = [float(d) for d in _each(delta)]
+        self.deltas = [float(d) for d in each_member(delta)]
         self.delta = self.deltas[0]
         self.detector = detector if detector is not None else MaxSoftmaxScore()
         self.resolution = resolution
-        self.titles = [str(t) for t in _each(title)]
+        self.titles = [str(t) for t in each_member(title)]
         self.title = self.titles[0]
         self.enabled = enabled
 
@@ -118,10 +118,3 @@ class ConfidenceMap(OwnHooksOnly, L.Callback):
         data.save(folder / "confidence_map.npz")
         figure = confidence_map_figure([(self.titles[k], data)])
         save_figure_atomic(figure, folder / "confidence_map.png")
-
-
-def _each(value: Any) -> list[Any]:
-    """A stack's per-member values as a list; one run's value as a list of one."""
-    if isinstance(value, (str, Path)) or not isinstance(value, Sequence):
-        return [value]
-    return list(value)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
+from oodmix.callbacks.members import each_member
 from oodmix.callbacks.own_hooks import OwnHooksOnly
 from oodmix.callbacks.requested_metrics import requested_metrics
 from oodmix.detectors import MaxSoftmaxScore
@@ -148,9 +149,10 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
         epoch_metrics: Iterable[str] = (),
     ) -> None:
         super().__init__()
-        deltas = [float(d) for d in delta] if isinstance(delta, Sequence) else None
-        #: One run: its delta. A stack: each member's (a list of K floats).
-        self.delta: float | list[float] = deltas if deltas is not None else float(delta)
+        deltas = [float(d) for d in each_member(delta)]
+        #: One run: its delta. A stack: each member's (a list of K floats; one delta is
+        #: every member's, see `setup`).
+        self.delta: float | list[float] = deltas[0] if len(deltas) == 1 else deltas
         self.detector = detector if detector is not None else MaxSoftmaxScore()
         self.epoch_metrics = epoch_metric_names(epoch_metrics)
         #: The tuned threshold: a float, or a stack's float64 (K,) tensor.
@@ -159,7 +161,8 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
         self.test_names: list[str] = ["test"]
         self.plan = Plan(ALL_METRICS, self.fixed_threshold)
         self.members: int | None = None
-        #: A stack's members whose scores were not finite (member -> the error), per pass.
+        #: A stack's members whose scores were not finite in any pass so far (member -> the
+        #: first error): they fail when the group ends, whatever the later passes gave.
         self.member_failures: dict[int, Exception] = {}
 
     @property
@@ -240,6 +243,7 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
 
     def _log(self, stage: str, trainer: L.Trainer) -> None:
         metrics, plan = self.metrics[stage], self.plan
+        failures: dict[int, Exception] = {}
         try:
             if self.members is None:
                 metrics["finite"].check(stage)  # NonFiniteScores: nothing is computed from them
@@ -251,7 +255,7 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
             if self.members is not None:
                 # (K,) each: torchmetrics' compute squeezes a stack of one to a scalar.
                 values = {k: torch.as_tensor(v).reshape(self.members) for k, v in values.items()}
-            if self.members is not None and failures:
+            if failures:
                 failed = torch.tensor(sorted(failures))
                 values = {
                     k: v.double().index_fill(0, failed.to(v.device), torch.nan)

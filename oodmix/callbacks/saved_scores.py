@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from oodmix.callbacks.members import each_member
 from oodmix.callbacks.own_hooks import OwnHooksOnly
 from oodmix.detectors import MaxSoftmaxScore
 from oodmix.files import save_npz_atomic
@@ -31,8 +32,7 @@ class SavedScores(OwnHooksOnly, L.Callback):
 
     def __init__(self, output_dir: str | Sequence[str], detector: nn.Module | None = None) -> None:
         super().__init__()
-        several = isinstance(output_dir, Sequence) and not isinstance(output_dir, str)
-        self.output_dirs = [Path(d) for d in (output_dir if several else [output_dir])]
+        self.output_dirs = [Path(d) for d in each_member(output_dir)]
         self.output_dir = self.output_dirs[0]
         self.detector = detector if detector is not None else MaxSoftmaxScore()
 

@@ -41,8 +41,14 @@ class ThresholdDetection(Metric):
         deltas = torch.as_tensor(delta, dtype=torch.float64)
         if not bool(torch.isfinite(deltas).all()):
             raise ValueError(f"delta={delta} is not allowed: delta must be a finite number")
-        #: One run: a float; a stack: each member's, float64 (K,) (rounded where compared).
-        self.delta: float | torch.Tensor = float(deltas) if deltas.dim() == 0 else deltas
+        #: One run: a float. A stack: each member's (K,), float64, a buffer, so that it moves to
+        #: the device with the metric (no copy per batch); rounded to the scores' dtype where
+        #: compared.
+        self.delta: float | torch.Tensor
+        if deltas.dim() == 0:
+            self.delta = float(deltas)
+        else:
+            self.register_buffer("delta", deltas, persistent=False)
         self.positive = positive
         for name in ("tp", "fp", "fn", "tn"):
             self.add_state(name, default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")

@@ -70,6 +70,7 @@ class StackedGroup:
             OmegaConf.resolve(job)
             self.jobs.append(job)
         self.values: list[float | None] = [None] * len(configs)
+        self._run_configs: dict[int, dict[str, Any]] = {}  # job -> `_run_config`
 
     def _as_job(self, k: int) -> None:
         """Make job k the current job: what Hydra's config and oodmix's helpers read.
@@ -183,6 +184,13 @@ class StackedGroup:
         )
         return module, data
 
+    def _run_config(self, k: int) -> dict[str, Any]:
+        """Job k's resolved config as a plain dict (its logger's hyperparameters, its
+        checkpoints' config), made once: converting a config takes milliseconds."""
+        if k not in self._run_configs:
+            self._run_configs[k] = OmegaConf.to_container(self.jobs[k], resolve=True)
+        return self._run_configs[k]
+
     def _member_values(self, members: list[int], key: str) -> list[Any]:
         return [OmegaConf.select(self.jobs[k], key) for k in members]
 
@@ -222,8 +230,7 @@ class StackedGroup:
         for i, k in enumerate(members):
             cfg = self.jobs[k]
             if cfg.get("logger") and self.recorded[k] is None:
-                config = OmegaConf.to_container(cfg, resolve=True)
-                loggers.append(MemberLogger(instantiate(cfg.logger), i, config))
+                loggers.append(MemberLogger(instantiate(cfg.logger), i, self._run_config(k)))
         return instantiate(
             first.trainer,
             callbacks=callbacks,
@@ -263,9 +270,8 @@ class StackedGroup:
             loss = self.parts[k][1]
             own = {f"loss.{name}": value for name, value in loss.state_dict().items()}
             weights = {f"net.{name}": value[i].clone() for name, value in stacked.items()}
-            config = OmegaConf.to_container(cfg, resolve=True)
             last = member_checkpoint(
-                group, i, len(members), {**weights, **own}, config, float(cfg.model.lr)
+                group, i, len(members), {**weights, **own}, self._run_config(k), float(cfg.model.lr)
             )
             folder = Path(cfg.output_dir) / "checkpoints"
             folder.mkdir(parents=True, exist_ok=True)

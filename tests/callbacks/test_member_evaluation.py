@@ -140,3 +140,21 @@ def test_a_non_finite_score_of_a_single_run_stops_its_evaluation() -> None:
 
     with pytest.raises(NonFiniteScores, match="1 of 40 val scores are not finite"):
         evaluate(DetectionEvaluation(0.8), outputs, members=None)
+
+
+def test_a_members_deltas_move_with_the_metric() -> None:
+    """Per-member deltas are a buffer of the metric (moved by .to(device) once, not copied
+    to the device on every batch); one run's delta stays a float."""
+    stacked = ThresholdDetection([0.5, 0.6])
+    assert dict(stacked.named_buffers())["delta"].tolist() == [0.5, 0.6]
+    assert stacked.delta.dtype == torch.float64  # each job's delta exactly
+    assert ThresholdDetection(0.8).delta == 0.8
+
+
+def test_each_member_reads_one_value_as_every_members() -> None:
+    from oodmix.callbacks.members import each_member
+
+    assert each_member([0.5, 0.6]) == [0.5, 0.6]
+    assert each_member(0.8) == [0.8]
+    assert each_member("out/0") == ["out/0"]
+    assert DetectionEvaluation([0.7]).delta == 0.7 and DetectionEvaluation(0.7).delta == 0.7
