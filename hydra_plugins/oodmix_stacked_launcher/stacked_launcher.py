@@ -4,8 +4,10 @@ Jobs whose composed configs differ only in per-run numbers (seed, beta, mixup.al
 model.lr, the objective's numbers: see `oodmix.stacking.groups`) form a group, which one call
 of `oodmix.stacking.group_run.train_group` trains; a group of one job runs exactly as Hydra's
 BasicLauncher runs it. Every job keeps what the basic launcher gives it (its number, its folder
-with `.hydra/` and log file, the callbacks' on_job_start / on_job_end, its JobReturn), so the
-sweepers (the basic one, Optuna) and the sweep report see a sweep as they always do.
+with `.hydra/` and log file, the callbacks' on_job_start / on_job_end, its JobReturn; for a
+group's jobs `job_records` makes them, file for file what Hydra's run_job makes, from one YAML
+dump per group), so the sweepers (the basic one, Optuna) and the sweep report see a sweep as
+they always do.
 
     oodmix-train -m hydra/launcher=stacked loss=ce_kl,ce_kl_mixup seed=0,1,2
     oodmix-train -m hydra/launcher=stacked hydra.launcher.max_members=4 seed=0,1,2,3,4,5
@@ -60,13 +62,6 @@ class StackedLauncherConf:
 ConfigStore.instance().store(
     group="hydra/launcher", name="stacked", node=StackedLauncherConf, provider="oodmix"
 )
-
-
-def _prepare_only(cfg: DictConfig) -> None:
-    """The task that `run_job` runs for a job of a larger group: nothing. run_job still makes
-    the job's folder, its `.hydra/` record and log file and calls the callbacks; the group is
-    trained afterwards, once all its jobs are prepared."""
-    return None
 
 
 def _start(cfg: DictConfig) -> tuple[tuple[str, str], ...] | None:
@@ -300,7 +295,9 @@ class StackedLauncher(Launcher):
         return self._run_job(cfg, self.task_function)
 
     def _run_together(self, configs: list[DictConfig]) -> list[JobReturn]:
-        """Prepare each job of a group through run_job, then train the group in one call.
+        """Start the group's jobs as run_job starts a job (`job_records.start_jobs`: folder,
+        records, log file, on_job_start), train the group in one call, end the jobs
+        (on_job_end, with their results).
 
         Each job's JobReturn gets its value from train_group: COMPLETED with the float, or
         None for a job that failed (its folder holds failure.json). train_group itself raising
@@ -308,17 +305,18 @@ class StackedLauncher(Launcher):
         task that raises, and the launch goes on with the next group (the sweeper raises it
         when it reads the returns).
         """
-        returns = [self._run_job(cfg, _prepare_only) for cfg in configs]
         from oodmix.stacking import group_run
 
+        from .job_records import end_jobs, start_jobs
+
+        assert self.hydra_context is not None and self.task_function is not None
+        returns = start_jobs(configs, self.hydra_context, self.task_function)
         # train_group registers each job's config in turn; the one registered now comes back.
         outer = HydraConfig.instance().cfg
         env = dict(_start(configs[0]) or ())  # the same for every job of a group
         try:
             with env_override(env):
-                # Each job's task and Hydra configs as run_job made them (copies of their own).
-                prepared = [(ret.cfg, ret.hydra_cfg) for ret in returns]
-                values: Any = group_run.train_group(configs, prepared)
+                values: Any = group_run.train_group(configs, returns)
             if len(values) != len(configs):
                 raise RuntimeError(
                     f"train_group returned {len(values)} values for a group of {len(configs)} jobs"
@@ -337,6 +335,7 @@ class StackedLauncher(Launcher):
         finally:
             HydraConfig.instance().cfg = outer
             self._hydra_logging()
+        end_jobs(configs, returns, self.hydra_context)
         return returns
 
     def _hydra_logging(self) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from argparse import Namespace
 from typing import Any
 
-from lightning.pytorch.loggers import Logger
+from pathlib import Path
+
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+from oodmix.files import write_text_atomic
 
 
 class MemberLogger(Logger):
@@ -22,13 +26,23 @@ class MemberLogger(Logger):
     Lightning logs the hyperparameters again at the start of each stage (fit, validate,
     test); they never change here, and writing them (the CSV logger's hparams.yaml, through
     OmegaConf) takes tens of milliseconds for a run's config, so a member's are written once.
+    `hparams_yaml`, when given, is that file's text (`{"config": config}` as OmegaConf writes
+    it; a group makes its members' from one dump, oodmix.config.yaml_texts), which a CSV
+    logger's hparams.yaml is then written from instead of being dumped again.
     """
 
-    def __init__(self, logger: Logger, member: int, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        logger: Logger,
+        member: int,
+        config: dict[str, Any],
+        hparams_yaml: str | None = None,
+    ) -> None:
         super().__init__()
         self.logger = logger
         self.member = int(member)
         self.config = config
+        self.hparams_yaml = hparams_yaml
         self._hyperparameters_logged = False
 
     @property
@@ -54,9 +68,21 @@ class MemberLogger(Logger):
     def log_hyperparams(
         self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any
     ) -> None:
-        if not self._hyperparameters_logged:
-            self.logger.log_hyperparams({"config": self.config}, *args, **kwargs)
-            self._hyperparameters_logged = True
+        if self._hyperparameters_logged:
+            return
+        self._hyperparameters_logged = True
+        params = {"config": self.config}
+        if self.hparams_yaml is not None and isinstance(self.logger, CSVLogger):
+            # What CSVLogger.log_hyperparams does (its writer's log_hparams: keep the
+            # parameters, write them all to hparams.yaml), with the text already made.
+            writer = self.logger.experiment
+            if not writer.hparams:
+                writer.hparams.update(params)
+                write_text_atomic(
+                    Path(writer.log_dir) / writer.NAME_HPARAMS_FILE, self.hparams_yaml
+                )
+                return
+        self.logger.log_hyperparams(params, *args, **kwargs)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.logger.log_metrics(metrics, step)

@@ -29,60 +29,45 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn
 from omegaconf import DictConfig, OmegaConf
 
-from oodmix.config.job import job_config
+from oodmix.config.job import job_config, resolved_job_configs
+from oodmix.runs.context import make_current_job
 
 
 def train_group(
-    configs: Sequence[DictConfig], prepared: Sequence[tuple[DictConfig, DictConfig]] | None = None
+    configs: Sequence[DictConfig], returns: Sequence[JobReturn] | None = None
 ) -> list[float | None]:
     """Train the jobs of one group; each job's folder gets what a solo run writes.
 
-    `prepared`: per job, (its task config, its Hydra config) as Hydra's run_job made them
-    (JobReturn.cfg and .hydra_cfg), which the group then uses instead of making them again
-    (tens of milliseconds a job)."""
+    `returns`: the jobs' JobReturns as the launcher started them; each gets its job's task
+    config as it ran (JobReturn.cfg, resolved), as run_job gives it."""
     from oodmix.runs.job import run_job_task
 
     if len(configs) == 1:
         HydraConfig.instance().set_config(configs[0])
         return [run_job_task(job_config(configs[0]))]
-    return StackedGroup(configs, prepared).run()
+    group = StackedGroup(configs)
+    if returns is not None:
+        for ret, job in zip(returns, group.jobs, strict=True):
+            ret.cfg = job
+    return group.run()
 
 
 class StackedGroup:
     """K jobs of one group trained as one model, then each written as its solo run would be."""
 
-    def __init__(
-        self,
-        configs: Sequence[DictConfig],
-        prepared: Sequence[tuple[DictConfig, DictConfig]] | None = None,
-    ) -> None:
+    def __init__(self, configs: Sequence[DictConfig]) -> None:
         self.configs = list(configs)
-        self._registered: dict[int, Any] = {}  # job -> Hydra's registered config (_as_job)
-        if prepared is not None:  # as run_job registered them
-            self._registered = {k: hydra_config for k, (_, hydra_config) in enumerate(prepared)}
-        self.jobs = []
-        for k, cfg in enumerate(self.configs):
-            # Resolved while job k is Hydra's current job (`${hydra:...}` values are its own).
-            self._as_job(k)
-            job = prepared[k][0] if prepared is not None else job_config(cfg)
-            OmegaConf.resolve(job)
-            self.jobs.append(job)
+        # Each job's config resolved while it is the current job (`${hydra:...}` its own).
+        self.jobs = resolved_job_configs(self.configs, self._as_job)
         self.values: list[float | None] = [None] * len(configs)
         self._run_configs: dict[int, dict[str, Any]] = {}  # job -> `_run_config`
 
     def _as_job(self, k: int) -> None:
-        """Make job k the current job: what Hydra's config and oodmix's helpers read.
-
-        HydraConfig.set_config copies the job's Hydra section (tens of milliseconds), and a job
-        becomes the current one several times: the copy is made once per job and registered
-        again afterwards, as the stacked launcher restores a registered config."""
-        hydra_config = HydraConfig.instance()
-        if k not in self._registered:
-            hydra_config.set_config(self.configs[k])
-            self._registered[k] = hydra_config.cfg
-        hydra_config.cfg = self._registered[k]
+        """Make job k the current job: what Hydra's config and oodmix's helpers read."""
+        make_current_job(self.configs[k])
 
     def run(self) -> list[float | None]:
         from oodmix.reporting.jobs import FAILURE_FILE
@@ -199,8 +184,10 @@ class StackedGroup:
         member's values (delta, folder, title), each member's own logger, and the group's
         checkpoints."""
         from hydra.utils import instantiate
+        from lightning.pytorch.loggers import CSVLogger
 
         from oodmix.callbacks import DetectionEvaluation
+        from oodmix.config.yaml_texts import yaml_texts
         from oodmix.loggers.member import MemberLogger
         from oodmix.stacking.selection import MemberSelection
 
@@ -226,11 +213,17 @@ class StackedGroup:
             )
         last = configured.get("last_checkpoint") or {}
         callbacks.extend(group.callbacks(float(last.get("write_every_s", 10))))
-        loggers = []
-        for i, k in enumerate(members):
-            cfg = self.jobs[k]
-            if cfg.get("logger") and self.recorded[k] is None:
-                loggers.append(MemberLogger(instantiate(cfg.logger), i, self._run_config(k)))
+        logged = [
+            (i, k, instantiate(self.jobs[k].logger))
+            for i, k in enumerate(members)
+            if self.jobs[k].get("logger") and self.recorded[k] is None
+        ]
+        # The CSV loggers' hparams.yaml texts, made from one dump for the group.
+        csv = [k for _, k, logger in logged if isinstance(logger, CSVLogger)]
+        texts = dict(zip(csv, yaml_texts([{"config": self._run_config(k)} for k in csv])))
+        loggers = [
+            MemberLogger(logger, i, self._run_config(k), texts.get(k)) for i, k, logger in logged
+        ]
         return instantiate(
             first.trainer,
             callbacks=callbacks,

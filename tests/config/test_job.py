@@ -46,3 +46,78 @@ def test_references_are_the_innermost_interpolations(text, found) -> None:
 )
 def test_refers_to_a_key_directly_or_through_oc_select(text, key, expected) -> None:
     assert refers_to(text, key) is expected
+
+
+def _register(cfg):
+    from hydra.core.hydra_config import HydraConfig
+
+    OmegaConf.set_readonly(cfg.hydra, True)
+    HydraConfig.instance().cfg = cfg
+
+
+def _fully_resolved(cfg):
+    job = job_config(cfg)
+    OmegaConf.resolve(job)
+    return job
+
+
+@pytest.fixture
+def hydra_resolver():
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import setup_globals
+
+    setup_globals()
+    yield
+    HydraConfig.instance().cfg = None
+
+
+def like_jobs():
+    """Jobs differing in values, read by interpolations (also through Hydra's section, into a
+    container and inside longer text); the last has another shape."""
+    jobs = []
+    for k, (beta, title) in enumerate([(0.5, "a"), (1e-05, "b"), (3, "c c"), (0.5, "a")]):
+        jobs.append(
+            OmegaConf.create(
+                {
+                    "hydra": {"job": {"num": k}, "runtime": {"output_dir": f"/sweep/{k}"}},
+                    "seed": k,
+                    "beta": beta,
+                    "title": title,
+                    "output_dir": "${hydra:runtime.output_dir}",
+                    "loss": {"beta": "${beta}", "name": "beta=${beta} seed=${seed}"},
+                    "model": {"hidden": [64, "${seed}"], "net": "${data}"},
+                    "data": {"n": 10, "tag": "${title}", "missing": "???"},
+                    "fixed": {"lr": 0.001, "empty": {}},
+                }
+            )
+        )
+    jobs[-1].fixed.extra = 1
+    return jobs
+
+
+def test_resolved_job_configs_are_each_jobs_own_resolution(hydra_resolver) -> None:
+    from oodmix.config.job import resolved_job_configs
+
+    jobs = like_jobs()
+    expected = []
+    for cfg in jobs:
+        _register(cfg)
+        expected.append(OmegaConf.to_container(_fully_resolved(cfg)))
+    made = resolved_job_configs(jobs, lambda k: _register(jobs[k]))
+    got = [OmegaConf.to_container(job) for job in made]
+    assert got == expected
+    # Values of their own type, not just equal ones (3 is not 3.0).
+    assert [type(job.beta) for job in made] == [float, float, int, float]
+    assert got[2]["loss"]["name"] == "beta=3 seed=2" and got[1]["output_dir"] == "/sweep/1"
+    assert got[3]["model"]["net"]["tag"] == "a" and OmegaConf.is_missing(made[1].data, "missing")
+    assert all("hydra" not in job for job in made)
+
+
+def test_resolving_a_copy_leaves_the_others_alone(hydra_resolver) -> None:
+    from oodmix.config.job import resolved_job_configs
+
+    jobs = like_jobs()[:3]
+    made = resolved_job_configs(jobs, lambda k: _register(jobs[k]))
+    made[1].fixed.lr = 1.0
+    made[1].model.hidden[0] = 7
+    assert made[0].fixed.lr == made[2].fixed.lr == 0.001 and made[2].model.hidden[0] == 64

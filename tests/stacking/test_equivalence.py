@@ -171,3 +171,29 @@ def test_the_same_group_twice_writes_byte_identical_metrics(compose_config, tmp_
     for k in range(3):
         first = (tmp_path / "a" / str(k) / "metrics.json").read_bytes()
         assert first == (tmp_path / "b" / str(k) / "metrics.json").read_bytes()
+
+
+@pytest.mark.slow
+def test_each_members_csv_logger_writes_its_solo_runs_files(compose_config, tmp_path: Path):
+    """logger=csv: a member's hparams.yaml is its solo run's byte for byte (made from the
+    group's one dump), and its metrics.csv has the solo run's columns, epochs and values."""
+    import csv
+
+    logged = [o for o in SMALL if not o.startswith("logger=")] + ["logger=csv"]
+    members = [[f"seed={k}", f"beta={b}"] for k, b in enumerate((0.3, 1e-05, 3.0))]
+    jobs = [as_job(compose_config(*logged, *m, run=f"stack/{k}"), k) for k, m in enumerate(members)]
+    train_group(jobs)
+    for k, member in enumerate(members):
+        train(compose_config(*logged, *member, run=f"solo/{k}"))
+        mine, theirs = tmp_path / "stack" / str(k) / "csv", tmp_path / "solo" / str(k) / "csv"
+        solo_hparams = (theirs / "hparams.yaml").read_text().replace(f"solo/{k}", f"stack/{k}")
+        assert (mine / "hparams.yaml").read_text() == solo_hparams
+        with open(mine / "metrics.csv") as a, open(theirs / "metrics.csv") as b:
+            rows, solo_rows = list(csv.DictReader(a)), list(csv.DictReader(b))
+        assert rows[0].keys() == solo_rows[0].keys() and len(rows) == len(solo_rows)
+        for row, solo_row in zip(rows, solo_rows):
+            for name, value in solo_row.items():
+                if value == "" or name in ("epoch", "step"):
+                    assert row[name] == value, name
+                else:
+                    assert float(row[name]) == pytest.approx(float(value), abs=1e-6), name

@@ -28,6 +28,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
 import oodmix.stacking.group_run as group_run
+from oodmix.config.job import job_config
 from oodmix.config.overrides import check_command_line
 from oodmix.config.paths import config_dir
 from oodmix.config.validation import ConfigError
@@ -60,14 +61,14 @@ class FakeTraining:
         self.composed: list[list[str]] = []  # the overrides of each job config Hydra composed
 
     def train_group(
-        self, configs: list[DictConfig], prepared: list | None = None
+        self, configs: list[DictConfig], returns: list | None = None
     ) -> list[float | None]:
         self.groups.append([cfg.hydra.job.num for cfg in configs])
-        # run_job's own task and Hydra configs of each job come with the group.
-        assert prepared is not None and len(prepared) == len(configs)
-        for cfg, (task, hydra_config) in zip(configs, prepared, strict=True):
-            assert "hydra" not in task and task.seed == cfg.seed
-            assert hydra_config.hydra.job.num == cfg.hydra.job.num
+        # The launcher's JobReturns come with the group, which gives each its task config.
+        assert returns is not None and len(returns) == len(configs)
+        for cfg, ret in zip(configs, returns, strict=True):
+            assert ret.hydra_cfg.hydra.job.num == cfg.hydra.job.num and ret.cfg is None
+            ret.cfg = job_config(cfg)
         # Each job's folder exists, with Hydra's record, before its group trains.
         self.folders_ready.append(
             all(
@@ -263,15 +264,18 @@ SMALL = [
 GRID = ["loss=ce_kl,ce_kl_mixup", "seed=0,1"]
 
 
-def one_by_one(configs: list[DictConfig], prepared: list | None = None) -> list[Any]:
+def one_by_one(configs: list[DictConfig], returns: list | None = None) -> list[Any]:
     """The one-by-one reference train_group: each job through the ordinary task, so that a
     stacked sweep must write exactly what the basic launcher writes."""
     from oodmix.runs.job import run_job_task
 
     values = []
-    for cfg in configs:
+    for k, cfg in enumerate(configs):
         HydraConfig.instance().set_config(cfg)
-        values.append(run_job_task(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])))
+        task = job_config(cfg)
+        if returns is not None:
+            returns[k].cfg = task
+        values.append(run_job_task(task))
     return values
 
 
