@@ -54,8 +54,8 @@ def resolved_job_configs(
 
     Resolving a config takes about 10 ms (every interpolation is parsed), so only the first is
     resolved; job k's is a copy of it with its own value at each path where the jobs'
-    unresolved configs differ or the first holds an interpolation (the only values that can
-    differ once resolved):
+    unresolved configs differ, and at each interpolation that may read such a path
+    (`_may_differ`):
 
         job_k = copy(resolved job_0), with job_k[path] = configs[k] at path (resolved)
 
@@ -67,27 +67,68 @@ def resolved_job_configs(
     as_job(0)
     first = job_config(configs[0])
     OmegaConf.resolve(first)
-    resolved = [first]
     if len(configs) == 1:
-        return resolved
-    first_container = task_container(configs[0])
-    first_shape = shape(first_container)
-    first_leaves = list(leaves(first_container))
-    interpolated = {p for p, v in first_leaves if isinstance(v, str) and "${" in v}
+        return [first]
+    containers = [task_container(cfg) for cfg in configs]
+    first_shape = shape(containers[0])
+    first_leaves = list(leaves(containers[0]))
+    alike = {k for k, c in enumerate(containers) if k > 0 and shape(c) == first_shape}
+    differing = {k: differing_paths(first_leaves, list(leaves(containers[k]))) for k in alike}
+    interpolations = {p: v for p, v in first_leaves if isinstance(v, str) and "${" in v}
+    reread = _may_differ(interpolations, set().union(*differing.values()))
+    resolved = [first]
     for k, cfg in enumerate(configs[1:], start=1):
         as_job(k)
-        container = task_container(cfg)
-        if shape(container) != first_shape:
+        if k not in alike:
             job = job_config(cfg)
             OmegaConf.resolve(job)
         else:
             job = copy.deepcopy(first)
-            paths = interpolated | differing_paths(first_leaves, list(leaves(container)))
             with read_write(job), open_dict(job):
-                for path in paths:
+                for path in differing[k] | reread:
                     _set(job, path, _resolved_at(cfg, path))
         resolved.append(job)
     return resolved
+
+
+def _dotted(path: tuple) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def _may_differ(interpolations: dict[tuple, str], differing: set[tuple]) -> set[tuple]:
+    """The interpolations (path -> unresolved text) whose value may differ between jobs that
+    differ at the paths `differing`: those that read such a path, a key above or below one, or
+    another interpolation that may differ; and, to be safe, every one that calls a resolver
+    (`${hydra:...}`, `${now:...}`, oodmix's) or reads a relative or indexed key. oc.select
+    reads the key it names."""
+    changed = {_dotted(path) for path in differing}
+    reads: dict[tuple, list[str | None]] = {}
+    for path, text in interpolations.items():
+        names: list[str | None] = []
+        for reference in references(text):
+            name = reference.removeprefix("oc.select:").split(",", 1)[0]
+            plain = ":" not in name and not name.startswith(".") and "[" not in name
+            names.append(name if plain else None)  # None: may read anything
+        reads[path] = names
+    may_differ: set[tuple] = set()
+    while True:
+        grown = {
+            path
+            for path, names in reads.items()
+            if path not in may_differ
+            and any(
+                name is None
+                or any(
+                    name == key or key.startswith(name + ".") or name.startswith(key + ".")
+                    for key in changed
+                )
+                for name in names
+            )
+        }
+        if not grown:
+            return may_differ
+        may_differ |= grown
+        changed |= {_dotted(path) for path in grown}
 
 
 def _resolved_at(cfg: DictConfig, path: tuple) -> Any:

@@ -87,7 +87,9 @@ def like_jobs():
                     "loss": {"beta": "${beta}", "name": "beta=${beta} seed=${seed}"},
                     "model": {"hidden": [64, "${seed}"], "net": "${data}"},
                     "data": {"n": 10, "tag": "${title}", "missing": "???"},
-                    "fixed": {"lr": 0.001, "empty": {}},
+                    "fixed": {"lr": 0.001, "empty": {}, "same": "${fixed.lr}"},
+                    "chain": "${loss.beta}",
+                    "selected": "${oc.select:beta,1}",
                 }
             )
         )
@@ -110,6 +112,7 @@ def test_resolved_job_configs_are_each_jobs_own_resolution(hydra_resolver) -> No
     assert [type(job.beta) for job in made] == [float, float, int, float]
     assert got[2]["loss"]["name"] == "beta=3 seed=2" and got[1]["output_dir"] == "/sweep/1"
     assert got[3]["model"]["net"]["tag"] == "a" and OmegaConf.is_missing(made[1].data, "missing")
+    assert [job.chain for job in made] == [job.selected for job in made] == [0.5, 1e-05, 3, 0.5]
     assert all("hydra" not in job for job in made)
 
 
@@ -121,3 +124,23 @@ def test_resolving_a_copy_leaves_the_others_alone(hydra_resolver) -> None:
     made[1].fixed.lr = 1.0
     made[1].model.hidden[0] = 7
     assert made[0].fixed.lr == made[2].fixed.lr == 0.001 and made[2].model.hidden[0] == 64
+
+
+def test_only_interpolations_that_may_read_a_differing_value_are_read_again() -> None:
+    from oodmix.config.job import _may_differ
+
+    interpolations = {
+        ("a",): "${b}",  # b reads seed: read again
+        ("b",): "${seed}",
+        ("c",): "${model}",  # model.lr differs below it
+        ("d",): "${model.hidden}",  # not model.lr
+        ("e",): "${oc.select:seed,0}",
+        ("f",): "${hydra:runtime.output_dir}",  # a resolver: always
+        ("g",): "${..x}",  # relative: always
+        ("h",): "lr ${model.lr} x",
+        ("i",): "${fixed}",
+    }
+    assert _may_differ(interpolations, {("seed",), ("model", "lr")}) == {
+        ("a",), ("b",), ("c",), ("e",), ("f",), ("g",), ("h",)
+    }
+    assert _may_differ(interpolations, set()) == {("f",), ("g",)}
