@@ -171,21 +171,36 @@ class _Choice(str):
     """A config group's option, shown as typed (loss=ce_kl, not loss='ce_kl')."""
 
 
-def _refusal(ckpt_path: str, now: str, before: str) -> ConfigError:
+@dataclass(frozen=True)
+class RefusalWords:
+    """How a refusal to resume names what is refused: a run resumed with ckpt_path (the
+    default) or, in other words, a stopped sweep continued (oodmix.stacking.continuing)."""
+
+    refused: str  # what is not allowed: "ckpt_path=<file>"
+    checkpoint: str = "the checkpoint"  # what was trained with other settings
+    resume: str = "resume"  # what to do with the same settings
+    start: str = "run"  # or start a new one of these
+
+
+def _refusal(words: RefusalWords, now: str, before: str) -> ConfigError:
     """The one line: `now` and `before` say "with key=value" (see _setting)."""
     return ConfigError(
-        f"ckpt_path={ckpt_path} is not allowed {now}: the checkpoint was trained {before}; "
-        f"resume with the same settings (only {', '.join(MAY_DIFFER[1:])} may change) or start "
-        "a new run"
+        f"{words.refused} is not allowed {now}: {words.checkpoint} was trained {before}; "
+        f"{words.resume} with the same settings (only {', '.join(MAY_DIFFER[1:])} may change) "
+        f"or start a new {words.start}"
     )
 
 
-def check_same_settings(ckpt_path: str, config: DictConfig | Mapping[str, Any]) -> None:
+def check_same_settings(
+    ckpt_path: str, config: DictConfig | Mapping[str, Any], words: RefusalWords | None = None
+) -> None:
     """Refuse to resume with settings other than those the checkpoint was trained with.
 
     `config` is the run's composed config (a DictConfig: differences are named as the user
     sets them, see the module's docstring) or its resolved values (a plain mapping: named by
-    the key where they differ)."""
+    the key where they differ). `words`: how the refusal names what is refused (default: a
+    run resumed with ckpt_path=<ckpt_path>)."""
+    words = words or RefusalWords(refused=f"ckpt_path={ckpt_path}")
     before = saved_config(ckpt_path)
     run = _this_run(config)
     now_choices = run.choices or {}
@@ -198,14 +213,14 @@ def check_same_settings(ckpt_path: str, config: DictConfig | Mapping[str, Any]) 
         now = _setting(group, _Choice(now_choices[group]))
         if earlier_choices is None:  # no record of the earlier choice: name the class it built
             return _refusal(
-                ckpt_path, now, f"with another {group} ({_at(before, group + '._target_')})"
+                words, now, f"with another {group} ({_at(before, group + '._target_')})"
             )
         was = earlier_choices.get(group)
-        return _refusal(ckpt_path, now, _setting(group, _ABSENT if was is None else _Choice(was)))
+        return _refusal(words, now, _setting(group, _ABSENT if was is None else _Choice(was)))
 
     def refuse_key(key: str) -> ConfigError:
         return _refusal(
-            ckpt_path, _setting(key, _at(run.values, key)), _setting(key, _at(before, key))
+            words, _setting(key, _at(run.values, key)), _setting(key, _at(before, key))
         )
 
     changed = {key for key in _differences(before, run.values) if key not in MAY_DIFFER}

@@ -68,21 +68,16 @@ def check_same_job(cfg: DictConfig) -> None:
 def check_same_settings(ckpt: Path, cfg: DictConfig, jobs: str) -> None:
     """A checkpoint's settings must be the job's (oodmix.checkpoints.resume), refused in the
     words of a continued sweep."""
+    from oodmix.checkpoints.resume import RefusalWords
     from oodmix.checkpoints.resume import check_same_settings as check
 
-    try:
-        check(str(ckpt), cfg)
-    except ConfigError as error:
-        text = str(error)
-        prefix = f"ckpt_path={ckpt} is not allowed"
-        if text.startswith(prefix):
-            text = f"{RESUME_KEY}=true is not allowed" + text[len(prefix) :]
-        text = text.replace(
-            "the checkpoint was trained", f"{shown_path(ckpt)} ({jobs}) was trained"
-        )
-        text = text.replace("resume with the same settings", "continue with the same settings")
-        text = text.replace("or start a new run", "or start a new sweep")
-        raise ConfigError(text) from None
+    words = RefusalWords(
+        refused=f"{RESUME_KEY}=true",
+        checkpoint=f"{shown_path(ckpt)} ({jobs})",
+        resume="continue",
+        start="sweep",
+    )
+    check(str(ckpt), cfg, words)
 
 
 def _check_group_record(configs: Sequence[DictConfig]) -> None:
