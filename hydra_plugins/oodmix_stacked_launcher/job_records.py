@@ -103,4 +103,3 @@ def end_jobs(
     for cfg, ret in zip(configs, returns, strict=True):
         with as_current_job(cfg):
             hydra_context.callbacks.on_job_end(config=cfg, job_return=ret)
-

@@ -71,17 +71,19 @@ class BufferedCheckpoint(OwnHooksOnly, ModelCheckpoint):
     written and last.ckpt may be up to `write_every_s` seconds older (the exact place a
     stopped run resumes from is checkpoints/interrupted.ckpt). `write_every_s=0` writes every
     checkpoint at once, as ModelCheckpoint does; so do strategies that save collectively
-    (FSDP, DeepSpeed), whose state cannot be taken without writing it.
+    (FSDP, DeepSpeed), whose state cannot be taken without writing it. `write_every_s=None`
+    holds every checkpoint (the final epoch's built then) until training ends (a stack's
+    members: oodmix.callbacks.member_checkpoints; the stack's own checkpoint holds them).
     """
 
-    def __init__(self, *args: Any, write_every_s: float = 10.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, write_every_s: float | None = 10.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if not float(write_every_s) >= 0:
+        if write_every_s is not None and not float(write_every_s) >= 0:
             raise ValueError(
                 f"write_every_s={write_every_s} is not allowed: write_every_s must be a number "
                 ">= 0 (seconds; 0 writes every checkpoint at once)"
             )
-        self.write_every_s = float(write_every_s)
+        self.write_every_s = None if write_every_s is None else float(write_every_s)
         self._pending: dict[str, dict[str, Any]] = {}  # path -> checkpoint not yet written
         self._stale: list[str] = []  # written files to delete once the pending ones are written
         # A checkpoint the next save replaces, not built, and the global step it was due at.
@@ -117,7 +119,7 @@ class BufferedCheckpoint(OwnHooksOnly, ModelCheckpoint):
         # Strategy.save_checkpoint writes a dumped checkpoint as it is; sharded strategies
         # override it with a collective save.
         base = type(trainer.strategy).save_checkpoint is Strategy.save_checkpoint
-        return self.write_every_s > 0 and base
+        return self.write_every_s != 0 and base
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         if not self._buffers(trainer):
@@ -126,14 +128,18 @@ class BufferedCheckpoint(OwnHooksOnly, ModelCheckpoint):
         # What ModelCheckpoint._save_checkpoint does, with the file written later.
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
-        due = (
-            time.monotonic() - self._last_write >= self.write_every_s
-            or self._last_write_step == trainer.global_step  # another one wrote at this step
-            or is_final_epoch(trainer)
-        )
+        final = is_final_epoch(trainer)
+        if self.write_every_s is None:  # held until training ends; the final epoch's built
+            due = False
+        else:
+            due = (
+                time.monotonic() - self._last_write >= self.write_every_s
+                or self._last_write_step == trainer.global_step  # another one wrote at this step
+                or final
+            )
         # One decision for all processes: writing waits at barriers for every one of them.
         due = trainer.strategy.broadcast(due)
-        if self.monitor is None and not due:
+        if self.monitor is None and not due and not final:
             self._unbuilt = (filepath, trainer.global_step)  # the next save replaces it
             return
         self._build(trainer, filepath)

@@ -219,9 +219,7 @@ def check_same_settings(
         return _refusal(words, now, _setting(group, _ABSENT if was is None else _Choice(was)))
 
     def refuse_key(key: str) -> ConfigError:
-        return _refusal(
-            words, _setting(key, _at(run.values, key)), _setting(key, _at(before, key))
-        )
+        return _refusal(words, _setting(key, _at(run.values, key)), _setting(key, _at(before, key)))
 
     changed = {key for key in _differences(before, run.values) if key not in MAY_DIFFER}
     derived: list[tuple[str, set[str]]] = []

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from argparse import Namespace
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger
 

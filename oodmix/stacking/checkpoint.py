@@ -15,7 +15,7 @@ written: a finished job's folder is what the basic launcher writes.
 
 A group checkpoint is Lightning's dump of the group's trainer (stacked weights, optimiser,
 loop and loader position, the module's epoch terms and random generators, every callback's
-state: MemberSelection's best weights, epochs and F1)
+state: MemberCheckpoints' states and the members' checkpoints it holds)
 plus, under "oodmix_group" (`GroupState`), which jobs the members are (numbers and overrides)
 and the members that failed. Its hyper_parameters carry the first
 member's resolved config, so that `oodmix.checkpoints.resume.check_same_settings` compares a
@@ -91,9 +91,6 @@ class GroupState(OwnHooksOnly, L.Callback):
         self.jobs = [int(n) for n in jobs]
         self.overrides = [list(o) for o in overrides]
         self._on_train_start = on_train_start
-        #: The latest checkpoint Lightning dumped of the group (its tensors are the live
-        #: weights and optimiser state): what the members' own checkpoints are cut from.
-        self.latest_dump: dict[str, Any] | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After the checkpoint callbacks' setup, which warns about a folder that holds files.
@@ -104,7 +101,6 @@ class GroupState(OwnHooksOnly, L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint[STATE_KEY] = group_state(self.jobs, self.overrides, pl_module)
-        self.latest_dump = checkpoint
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
@@ -246,7 +242,8 @@ def member_checkpoint(
     - optimizer_states: row k of every stacked state tensor (Adam's moments, ...), the step
       counts as they are, and the member's own learning rate;
     - oodmix (the epoch's loss terms so far, the random generators): row k of the terms;
-    - callbacks: none (the group's callbacks hold every member's state, not this one's).
+    - callbacks: none (the group's callbacks hold every member's state, not this one's; the
+      member's own callbacks fill theirs in, oodmix.callbacks.member_checkpoints).
     """
 
     def row(value: Any) -> Any:
@@ -277,19 +274,4 @@ def member_checkpoint(
         if terms.get("values") is not None:  # (steps, terms, K)
             terms["values"] = terms["values"][..., k].clone()
         checkpoint["oodmix"] = {**group["oodmix"], "epoch_terms": terms}
-    return checkpoint
-
-
-def best_checkpoint(last: dict[str, Any], state_dict: dict[str, Any], epoch: int, step: int):
-    """Member k's best epoch's checkpoint, from its `last` (member_checkpoint): the best
-    epoch's weights, epoch and global step, for evaluation and inference (load_detector,
-    oodmix-predict, test_ckpt=best). Its optimiser and loop state are not that epoch's (the
-    group keeps only each member's best weights), so they are left out: a run resumes from
-    last.ckpt."""
-    checkpoint = {
-        key: value
-        for key, value in last.items()
-        if key not in ("optimizer_states", "lr_schedulers", "loops", "oodmix")
-    }
-    checkpoint.update(state_dict=state_dict, epoch=int(epoch), global_step=int(step))
     return checkpoint

@@ -11,15 +11,16 @@ one Trainer, one fit, one validation and one test, with the solo run's own callb
 member-aware (each value they compute is (K,), member k's its solo run's):
 
     DetectionEvaluation   every metric of every member, per epoch and after training
-    MemberSelection       each member's best weights by its val/f1 (kept in memory)
+    MemberCheckpoints     each member's own checkpoint callbacks (best-epoch=NNN.ckpt by its
+                          val/f1, last.ckpt), each given its own values and checkpoint cut
+                          from the group's, held in memory until training ends
     SavedScores           each member's scores.npz
     ConfidenceMap         each member's confidence map (2-D data, plots=true)
     MemberLogger          each member's own logger, fed its values as epochs happen
 
-When training ends each member's checkpoints/last.ckpt and best-epoch=NNN.ckpt (read by
-load_detector and oodmix-predict) are written, its tested weights (best or last) are put in
-the stack, the stack is validated and tested once, and each member's metrics.json is written
-by the solo run's writer (oodmix.runs.results).
+When training ends each member's checkpoints are written; its tested weights (best or last)
+are put in the stack, the stack is validated and tested once, and each member's metrics.json
+is written by the solo run's writer (oodmix.runs.results).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class StackedGroup:
         group = GroupCheckpoint([self.configs[k] for k in members])
         trainer = self._trainer(members, group)
         self._as_job(members[0])
-        resume_from = self._resumed_from = group.resume_from()
+        resume_from = group.resume_from()
         with stop_gracefully_on_signals() as stop:
             try:
                 try:
@@ -137,9 +138,11 @@ class StackedGroup:
                         self._fail(k, module.failed_members.get(members.index(k), error))
                     group.remove()
                     return
+                # Lightning calls on_train_end only when the fit trained: a fit resumed from a
+                # checkpoint with no epoch left writes the members' checkpoints here.
+                self._checkpoints(trainer).on_train_end(trainer, module)
                 if stop.signum is not None:
                     raise SIGTERMException()
-                self._write_checkpoints(members, module, trainer)
                 metrics = self._evaluate(members, module, data, trainer)
                 if stop.signum is not None:  # noted while the members were evaluated
                     raise SIGTERMException()
@@ -187,9 +190,9 @@ class StackedGroup:
         from lightning.pytorch.loggers import CSVLogger
 
         from oodmix.callbacks import DetectionEvaluation
+        from oodmix.callbacks.member_checkpoints import MemberCheckpoints
         from oodmix.config.yaml_texts import yaml_texts
         from oodmix.loggers.member import MemberLogger
-        from oodmix.stacking.selection import MemberSelection
 
         first = self.jobs[members[0]]
         configured = first.get("callbacks") or {}
@@ -199,7 +202,10 @@ class StackedGroup:
             evaluation = instantiate(configured.detection, delta=deltas)
         else:
             evaluation = DetectionEvaluation(deltas, instantiate(first.detector))
-        callbacks = [evaluation, MemberSelection(len(members))]
+        self.members = members
+        own = [None if self.recorded[k] is not None else self._checkpoint_callbacks(k)
+               for k in members]  # fmt: skip
+        callbacks = [evaluation, MemberCheckpoints(own, self._member_checkpoint)]
         if configured.get("saved_scores"):
             callbacks.append(instantiate(configured.saved_scores, output_dir=folders))
         if configured.get("confidence_map"):
@@ -232,50 +238,53 @@ class StackedGroup:
             enable_checkpointing=True,  # the group's own checkpoint callbacks, no default one
         )
 
-    def _selection(self, trainer: Any) -> Any:
-        from oodmix.stacking.selection import MemberSelection
+    def _checkpoint_callbacks(self, k: int) -> list[Any]:
+        """Job k's checkpoint callbacks, as its solo run builds them from its config (every
+        configured ModelCheckpoint); a BufferedCheckpoint holds its checkpoints until training
+        ends (write_every_s=None: the group's checkpoint carries them until then)."""
+        from hydra.utils import get_class, instantiate
+        from lightning.pytorch.callbacks import ModelCheckpoint
 
-        return next(cb for cb in trainer.callbacks if isinstance(cb, MemberSelection))
+        from oodmix.callbacks import BufferedCheckpoint
 
-    def _write_checkpoints(self, members: list[int], module: Any, trainer: Any) -> None:
-        """Each member's checkpoints/last.ckpt and (model_checkpoint on) its best epoch's,
-        cut from the group's latest Lightning checkpoint (oodmix.stacking.checkpoint:
-        member_checkpoint, best_checkpoint), as its solo run's checkpoint callbacks write them.
-        """
-        from oodmix.checkpoints import AtomicCheckpointIO
-        from oodmix.stacking.checkpoint import GroupState, best_checkpoint, member_checkpoint
+        own = []
+        for configured in (self.jobs[k].get("callbacks") or {}).values():
+            if not configured or "_target_" not in configured:
+                continue
+            kind = get_class(configured._target_)
+            if issubclass(kind, BufferedCheckpoint):
+                own.append(instantiate(configured, write_every_s=None))
+            elif issubclass(kind, ModelCheckpoint):
+                own.append(instantiate(configured))
+        return own
 
-        selection = self._selection(trainer)
-        state = next(cb for cb in trainer.callbacks if isinstance(cb, GroupState))
-        group = state.latest_dump
-        if group is None:  # nothing trained in this process: the checkpoint it resumed from
-            group = AtomicCheckpointIO().load_checkpoint(self._resumed_from)
-        stacked = {
-            name.removeprefix("net.layout."): value
+    def _member_checkpoint(self, group: dict[str, Any], i: int) -> dict[str, Any]:
+        """Member i's own checkpoint, cut from Lightning's dump of the group's trainer
+        (oodmix.stacking.checkpoint.member_checkpoint): its row of the stacked weights under
+        its network's names, its objective's state, its config and learning rate."""
+        from oodmix.stacking.checkpoint import member_checkpoint
+
+        k = self.members[i]
+        weights = {
+            "net." + name.removeprefix("net.layout."): value[i].clone()
             for name, value in group["state_dict"].items()
             if name.startswith("net.layout.")
         }
-        writer = AtomicCheckpointIO()
-        for i, k in enumerate(members):
-            if self.recorded[k] is not None or i in module.failed_members:
-                continue
-            cfg = self.jobs[k]
-            loss = self.parts[k][1]
-            own = {f"loss.{name}": value for name, value in loss.state_dict().items()}
-            weights = {f"net.{name}": value[i].clone() for name, value in stacked.items()}
-            last = member_checkpoint(
-                group, i, len(members), {**weights, **own}, self._run_config(k), float(cfg.model.lr)
-            )
-            folder = Path(cfg.output_dir) / "checkpoints"
-            folder.mkdir(parents=True, exist_ok=True)
-            writer.save_checkpoint(last, folder / "last.ckpt")
-            if cfg.callbacks.get("model_checkpoint"):
-                epoch, step = int(selection.best_epoch[i]), int(selection.best_step[i])
-                best = {
-                    f"net.{name}": value for name, value in selection.member_best_state(i).items()
-                }
-                best = best_checkpoint(last, {**best, **own}, epoch, step)
-                writer.save_checkpoint(best, folder / f"best-epoch={epoch:03d}.ckpt")
+        loss = self.parts[k][1]
+        own = {f"loss.{name}": value for name, value in loss.state_dict().items()}
+        return member_checkpoint(
+            group,
+            i,
+            len(self.members),
+            {**weights, **own},
+            self._run_config(k),
+            float(self.jobs[k].model.lr),
+        )
+
+    def _checkpoints(self, trainer: Any) -> Any:
+        from oodmix.callbacks.member_checkpoints import MemberCheckpoints
+
+        return next(cb for cb in trainer.callbacks if isinstance(cb, MemberCheckpoints))
 
     def _evaluate(self, members: list[int], module: Any, data: Any, trainer: Any) -> dict[str, Any]:
         """Every member's val/* and test*/* ((K,) each) of its tested weights: its best
@@ -285,10 +294,14 @@ class StackedGroup:
         from oodmix.runs.evaluation import evaluate
 
         if self.jobs[members[0]].test_ckpt == "best":
-            best = self._selection(trainer).best_state
+            checkpoints = self._checkpoints(trainer)
             with torch.no_grad():
-                for name, value in module.net.stacked_state().items():
-                    value.copy_(best[name].to(value.device))
+                for i in range(len(members)):
+                    best = checkpoints.best_state(i)
+                    if best is None:  # failed, or finished before the group was stopped
+                        continue
+                    for name, value in module.net.stacked_state().items():
+                        value[i].copy_(best["net." + name].to(value.device))
         return evaluate(trainer, module, data, None)
 
     def _write_results(

@@ -8,9 +8,9 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from oodmix.callbacks import BufferedCheckpoint, ConfidenceMap, DetectionEvaluation, SavedScores
+from oodmix.callbacks.member_checkpoints import MemberCheckpoints
 from oodmix.callbacks.own_hooks import ALWAYS_CALLED, SKIPPABLE_HOOKS, OwnHooksOnly
 from oodmix.checkpoints import InterruptCheckpoint
-from oodmix.stacking.selection import MemberSelection
 
 
 class Counting(OwnHooksOnly, L.Callback):
@@ -117,7 +117,7 @@ def test_checkpoints_still_save_and_load_callback_state(tmp_path) -> None:
         ConfidenceMap,
         SavedScores,
         InterruptCheckpoint,
-        MemberSelection,
+        MemberCheckpoints,
     ],
 )
 def test_every_oodmix_callback_leaves_out_the_hooks_it_does_not_implement(callback_class) -> None:

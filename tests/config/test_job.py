@@ -141,6 +141,12 @@ def test_only_interpolations_that_may_read_a_differing_value_are_read_again() ->
         ("i",): "${fixed}",
     }
     assert _may_differ(interpolations, {("seed",), ("model", "lr")}) == {
-        ("a",), ("b",), ("c",), ("e",), ("f",), ("g",), ("h",)
+        ("a",),
+        ("b",),
+        ("c",),
+        ("e",),
+        ("f",),
+        ("g",),
+        ("h",),
     }
     assert _may_differ(interpolations, set()) == {("f",), ("g",)}

@@ -72,9 +72,8 @@ def assert_member_is_its_solo_run(stacked: Path, alone: Path, solo_metrics: dict
         assert mine.keys() == theirs.keys()
         for key, value in theirs.items():
             torch.testing.assert_close(mine[key], value, rtol=0, atol=1e-5)
-    assert_same_checkpoint(
-        stacked / "checkpoints" / "last.ckpt", alone / "checkpoints" / "last.ckpt"
-    )
+    for name in ("last.ckpt", best_checkpoint(alone)):
+        assert_same_checkpoint(stacked / "checkpoints" / name, alone / "checkpoints" / name)
     with np.load(stacked / "scores.npz") as mine, np.load(alone / "scores.npz") as theirs:
         assert sorted(mine.files) == sorted(theirs.files)
         for key in theirs.files:
@@ -82,8 +81,9 @@ def assert_member_is_its_solo_run(stacked: Path, alone: Path, solo_metrics: dict
 
 
 def assert_same_checkpoint(mine_path: Path, theirs_path: Path) -> None:
-    """A member's last.ckpt holds what its solo run's does: the same state_dict names, epoch,
-    step and loop state, optimiser state within 1e-5, its own config."""
+    """A member's checkpoint (last or best) holds what its solo run's does: the same
+    state_dict names, epoch, step and loop state, its checkpoint callbacks' states, optimiser
+    state within 1e-5, its own config."""
     mine = torch.load(mine_path, weights_only=True, map_location="cpu")
     theirs = torch.load(theirs_path, weights_only=True, map_location="cpu")
     assert mine["state_dict"].keys() == theirs["state_dict"].keys()
@@ -93,6 +93,13 @@ def assert_same_checkpoint(mine_path: Path, theirs_path: Path) -> None:
     assert config.keys() == solo_config.keys()
     assert (config["seed"], config["beta"], config["delta"]) == (
         solo_config["seed"], solo_config["beta"], solo_config["delta"])  # fmt: skip
+    # Its checkpoint callbacks' states (best score, the best file's name), as its solo run's.
+    own = {k: v for k, v in theirs["callbacks"].items() if k.startswith("BufferedCheckpoint")}
+    assert len(own) == 2 and own.keys() == mine["callbacks"].keys()  # best and last
+    for key, state in own.items():
+        assert mine["callbacks"][key]["best_model_score"] == state["best_model_score"], key
+        assert Path(mine["callbacks"][key]["best_model_path"]).name == (
+            Path(state["best_model_path"]).name)  # fmt: skip
     (optimizer,), (solo_optimizer,) = mine["optimizer_states"], theirs["optimizer_states"]
     assert optimizer["param_groups"] == solo_optimizer["param_groups"]
     for index, state in solo_optimizer["state"].items():

@@ -1,7 +1,7 @@
 """Stopping and continuing a group of jobs trained together: the group's checkpoint holds the
-members' selection and bookkeeping, SIGTERM or Ctrl+C stops a sweep with a command that
-continues it, and the continued sweep writes every job's metrics.json byte for byte as a sweep
-that was never stopped."""
+members' held checkpoints (tests/callbacks/test_member_checkpoints.py) and bookkeeping,
+SIGTERM or Ctrl+C stops a sweep with a command that continues it, and the continued sweep
+writes every job's metrics.json byte for byte as a sweep that was never stopped."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 from console_scripts import Completed, run_script
-from torch import nn
 
 from oodmix.checkpoints.interrupts import continue_command
 from oodmix.config.run_dirs import check_sweep_dir
@@ -28,39 +27,9 @@ from oodmix.stacking.checkpoint import (
     group_state,
     restore_group_state,
 )
-from oodmix.stacking.selection import MemberSelection
 
 BIN = Path(sys.executable).parent
 K = 3
-
-
-class _Stack(nn.Module):
-    """Stands in for a StackedNetwork: stacked (K, ...) weights."""
-
-    def __init__(self, seed: int) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(seed)
-        self.weight = nn.Parameter(torch.randn(K, 4, 2, generator=generator))
-        self.bias = nn.Parameter(torch.randn(K, 2, generator=generator))
-
-    def stacked_state(self) -> dict[str, torch.Tensor]:
-        return {"weight": self.weight, "bias": self.bias}
-
-
-def _epoch(selection: MemberSelection, epoch: int, failed: dict | None = None) -> None:
-    """One validation at the end of a training epoch: each member's val/f1, as
-    DetectionEvaluation publishes it."""
-    generator = torch.Generator().manual_seed(100 + epoch)
-    f1 = torch.randint(0, 5, (K,), generator=generator).float() / 4  # ties across epochs
-    trainer = SimpleNamespace(
-        state=SimpleNamespace(fn="fit"),
-        sanity_checking=False,
-        current_epoch=epoch,
-        global_step=10 * (epoch + 1),
-        callback_metrics={"val/f1": f1},
-    )
-    module = SimpleNamespace(net=_Stack(epoch), failed_members=failed or {})
-    selection.on_validation_end(trainer, module)
 
 
 def _saved_and_loaded(state: dict, tmp_path: Path) -> dict:
@@ -68,44 +37,6 @@ def _saved_and_loaded(state: dict, tmp_path: Path) -> dict:
     path = tmp_path / "state.pt"
     torch.save(state, path)
     return torch.load(path, weights_only=True)
-
-
-def _same_selection(a: MemberSelection, b: MemberSelection) -> None:
-    assert torch.equal(a.best_f1, b.best_f1) and torch.equal(a.best_epoch, b.best_epoch)
-    assert torch.equal(a.best_step, b.best_step)
-    assert a.best_state.keys() == b.best_state.keys()
-    for name in a.best_state:
-        assert torch.equal(a.best_state[name], b.best_state[name])
-
-
-def test_member_selection_keeps_each_members_first_best_epoch() -> None:
-    selection = MemberSelection(K)
-    scores = []
-    for epoch in range(4):
-        _epoch(selection, epoch, failed={1: "diverged"} if epoch >= 2 else None)
-        generator = torch.Generator().manual_seed(100 + epoch)
-        scores.append(torch.randint(0, 5, (K,), generator=generator).float() / 4)
-    for k in range(K):
-        history = [float(s[k]) for s in scores[: 2 if k == 1 else 4]]
-        best = history.index(max(history))  # the first epoch with the highest F1
-        assert selection.best_epoch[k] == best and selection.best_step[k] == 10 * (best + 1)
-        weights = _Stack(best).stacked_state()
-        assert torch.equal(selection.best_state["weight"][k], weights["weight"][k])
-
-
-def test_member_selection_state_round_trip(tmp_path: Path) -> None:
-    """A selection restored from its state_dict (through a weights_only file) is the one that
-    saved it, and goes on choosing as it would have: best F1, epochs, weights."""
-    going_on = MemberSelection(K)
-    for epoch in range(3):
-        _epoch(going_on, epoch, failed={1: "diverged"} if epoch == 2 else None)
-    restored = MemberSelection(K)
-    restored.load_state_dict(_saved_and_loaded(going_on.state_dict(), tmp_path))
-    _same_selection(restored, going_on)
-    for selection in (going_on, restored):
-        _epoch(selection, 3, failed={1: "diverged"})
-    _same_selection(restored, going_on)
-    assert restored.best_epoch.tolist() != [-1] * K
 
 
 def test_group_state_round_trip(tmp_path: Path) -> None:
