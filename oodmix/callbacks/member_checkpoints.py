@@ -21,6 +21,7 @@ that failed (OODClassifier.failed_members) is no longer checkpointed and writes 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -145,7 +146,12 @@ class MemberCheckpoints(OwnHooksOnly, L.Callback):
 
     # -- Lightning's hooks -----------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._each(trainer, pl_module, "setup", stage)
+        # ModelCheckpoint warns about a folder that holds files; a stack that resumes finds
+        # each member's group record there, and the stack's own checkpoint callback already
+        # warns once (as a resumed solo run's does), not once per member.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
+            self._each(trainer, pl_module, "setup", stage)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._each(trainer, pl_module, "on_train_start")

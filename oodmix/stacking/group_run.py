@@ -241,7 +241,10 @@ class StackedGroup:
     def _checkpoint_callbacks(self, k: int) -> list[Any]:
         """Job k's checkpoint callbacks, as its solo run builds them from its config (every
         configured ModelCheckpoint); a BufferedCheckpoint holds its checkpoints until training
-        ends (write_every_s=None: the group's checkpoint carries them until then)."""
+        ends (write_every_s=None: the group's checkpoint carries them until then).
+
+        Built by calling the class with the (resolved) arguments, which is what Hydra's
+        instantiate does for a node without nested targets, in a fraction of its time."""
         from hydra.utils import get_class, instantiate
         from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -252,10 +255,17 @@ class StackedGroup:
             if not configured or "_target_" not in configured:
                 continue
             kind = get_class(configured._target_)
-            if issubclass(kind, BufferedCheckpoint):
-                own.append(instantiate(configured, write_every_s=None))
-            elif issubclass(kind, ModelCheckpoint):
-                own.append(instantiate(configured))
+            if not issubclass(kind, ModelCheckpoint):
+                continue
+            held = {"write_every_s": None} if issubclass(kind, BufferedCheckpoint) else {}
+            arguments = OmegaConf.to_container(configured, resolve=True)
+            arguments.pop("_target_")
+            if any(isinstance(v, dict) for v in arguments.values()) or any(
+                key.startswith("_") for key in arguments
+            ):
+                own.append(instantiate(configured, **held))  # nested targets, _partial_, ...
+            else:
+                own.append(kind(**{**arguments, **held}))
         return own
 
     def _member_checkpoint(self, group: dict[str, Any], i: int) -> dict[str, Any]:
