@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from glob import escape as glob_escape
+from pathlib import Path
 from typing import Any
 from weakref import proxy
 
@@ -175,7 +177,33 @@ class BufferedCheckpoint(OwnHooksOnly, ModelCheckpoint):
         super().on_train_end(trainer, pl_module)
         # Also a last.ckpt not built at the final epoch, if is_final_epoch did not foresee it.
         write_pending(trainer, build_unbuilt=True)
+        if trainer.is_global_zero:
+            self._remove_stale_files()
         trainer.strategy.barrier("BufferedCheckpoint.on_train_end")
+
+    def stale_files(self) -> list[Path]:
+        """Files of this callback in its folder that it no longer keeps: a monitored best
+        written before the run was stopped, which the run resumed from an older checkpoint
+        does not know of (its record of the best predates that file). Named as this callback
+        names its files (the part of `filename` before its first field, e.g. `best-`); none
+        when that part is empty, or for a callback without a monitor (one file, overwritten)."""
+        prefix = (self.filename or "").split("{", 1)[0]
+        if not self.monitor or not prefix or not self.dirpath or self.save_top_k < 0:
+            return []
+        kept = {Path(path).resolve() for path in self.best_k_models}
+        if self.last_model_path:
+            kept.add(Path(self.last_model_path).resolve())
+        folder = Path(self.dirpath)
+        return sorted(
+            path
+            for path in folder.glob(f"{glob_escape(prefix)}*{self.FILE_EXTENSION}")
+            if path.resolve() not in kept
+        )
+
+    def _remove_stale_files(self) -> None:
+        """A finished run's folder holds only the checkpoints its callbacks keep."""
+        for path in self.stale_files():
+            path.unlink(missing_ok=True)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException

@@ -43,6 +43,12 @@ class InterruptCheckpoint(OwnHooksOnly, L.Callback):
     def __init__(self, dirpath: str, filename: str = "interrupted") -> None:
         self.path = os.path.join(dirpath, f"{filename}.ckpt")
 
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        # Training finished: a checkpoint of an earlier stop (which this run may have resumed
+        # from) is no place to resume from any more.
+        if trainer.is_global_zero and os.path.isfile(self.path):
+            os.remove(self.path)
+
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         # Only Lightning's stop at a clean point: a KeyboardInterrupt (a second Ctrl+C) can
         # fall between two optimiser steps of a chunk, a state no resume reproduces exactly.

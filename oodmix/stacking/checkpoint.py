@@ -60,17 +60,27 @@ def group_files(first: Path) -> list[Path]:
     return [folder / f"{GROUP_INTERRUPTED}.ckpt", folder / f"{GROUP_CHECKPOINT}.ckpt"]
 
 
-def latest_checkpoint(paths: Sequence[Path]) -> Path | None:
+def latest_checkpoint(
+    paths: Sequence[Path], damaged: list[tuple[Path, str]] | None = None
+) -> Path | None:
     """Of the checkpoints that exist, the one furthest into training (global step, then epoch;
-    the first listed on a tie); None when none exists."""
+    the first listed on a tie); None when none exists. A file that cannot be read (truncated,
+    not a checkpoint) is skipped and added to `damaged` as (path, why), or raises when no
+    `damaged` list is given."""
     from oodmix.checkpoints import AtomicCheckpointIO
 
     best: tuple[tuple[int, int], Path] | None = None
     for path in paths:
         if not path.is_file():
             continue
-        checkpoint = AtomicCheckpointIO().load_checkpoint(path)
-        where = (int(checkpoint.get("global_step", 0)), int(checkpoint.get("epoch", 0)))
+        try:
+            checkpoint = AtomicCheckpointIO().load_checkpoint(path)
+            where = (int(checkpoint.get("global_step", 0)), int(checkpoint.get("epoch", 0)))
+        except Exception as error:
+            if damaged is None:
+                raise
+            damaged.append((path, " ".join(f"{type(error).__name__}: {error}".split())[:200]))
+            continue
         if best is None or where > best[0]:
             best = (where, path)
     return None if best is None else best[1]
@@ -173,8 +183,10 @@ class GroupCheckpoint:
         ]
 
     def resume_from(self) -> str | None:
-        """The group checkpoint furthest into training, or None (the group starts afresh)."""
-        path = latest_checkpoint([self.interrupted, self.latest])
+        """The readable group checkpoint furthest into training, or None (the group starts
+        afresh); a continued sweep has already said which it uses and refused a group whose
+        only checkpoint is damaged (oodmix.stacking.continuing)."""
+        path = latest_checkpoint([self.interrupted, self.latest], damaged=[])
         return None if path is None else str(path)
 
     def record(self) -> None:
@@ -197,7 +209,7 @@ class GroupCheckpoint:
     def exit_interrupted(self, trainer: Any, signal_name: str) -> None:
         """One line: where the group stopped, its checkpoint and the command that continues the
         sweep; exit 128 + the signal's number, as a solo run (oodmix.runs.job.exit_interrupted)."""
-        saved = latest_checkpoint([self.interrupted, self.latest])
+        saved = latest_checkpoint([self.interrupted, self.latest], damaged=[])
         where = "no group checkpoint was written"
         if saved is not None:
             where = f"saved in {shown_path(saved)}"
@@ -213,14 +225,38 @@ def _relative(path: Path, folder: Path) -> str:
 
 def recorded_value(cfg: DictConfig) -> tuple[float] | None:
     """(the value the job handed to Hydra,) when its folder holds metrics.json (a job that
-    finished before its sweep was stopped); None otherwise."""
-    import json
-
+    finished before its sweep was stopped); None otherwise, also when that file cannot be
+    read or lacks the value (`damaged_metrics` says why): the job then trains again."""
+    if damaged_metrics(cfg) is not None:
+        return None
     path = job_folder(cfg) / "metrics.json"
     if not path.is_file():
         return None
+    return (float(_read_metrics(path)[str(cfg.optimized_metric)]),)
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    import json
+
     metrics = json.loads(path.read_text())
-    return (float(metrics[str(cfg.optimized_metric)]),)
+    if not isinstance(metrics, dict):
+        raise ValueError("not a JSON object")
+    return metrics
+
+
+def damaged_metrics(cfg: DictConfig) -> str | None:
+    """Why a job's metrics.json cannot be taken as its result (truncated, not JSON, without
+    the value Hydra is handed), or None (no such file, or a good one)."""
+    path = job_folder(cfg) / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        metrics = _read_metrics(path)
+        float(metrics[str(cfg.optimized_metric)])
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        kind = "no " + str(error) if isinstance(error, KeyError) else type(error).__name__
+        return f"{shown_path(path)} cannot be read ({kind})"
+    return None
 
 
 def member_checkpoint(

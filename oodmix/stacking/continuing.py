@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from oodmix.checkpoints.interrupts import RESUME_KEY
 from oodmix.config.job import job_config
@@ -33,6 +33,7 @@ from oodmix.config.paths import shown_path
 from oodmix.config.validation import ConfigError
 from oodmix.stacking.checkpoint import (
     GROUP_RECORD,
+    damaged_metrics,
     group_files,
     job_folder,
     job_label,
@@ -46,15 +47,32 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def recorded_overrides(cfg: DictConfig) -> list[str] | None:
+    """The overrides the job of this number in the sweep folder was launched with (its
+    `.hydra/overrides.yaml`), or None when it has no usable record: none, or one that is empty
+    or unreadable (a job stopped while its record was written, e.g. on a full disk), which is
+    taken as a job that never started, and its record written again."""
+    record = job_folder(cfg) / ".hydra" / "overrides.yaml"
+    if not record.is_file():
+        return None
+    try:
+        overrides = OmegaConf.load(record)
+    except Exception:
+        return None
+    if not isinstance(overrides, ListConfig) or not record.read_text().strip():
+        return None
+    return [str(o) for o in overrides]
+
+
 def check_same_job(cfg: DictConfig) -> None:
     """The job of this number in the sweep folder must have been launched with the same
     overrides (those a resumed run may change aside, see MAY_DIFFER)."""
     from oodmix.checkpoints.resume import MAY_DIFFER
 
-    record = job_folder(cfg) / ".hydra" / "overrides.yaml"
-    if not record.is_file():
+    recorded = recorded_overrides(cfg)
+    if recorded is None:
         return
-    before = [str(o) for o in OmegaConf.load(record) if _key(str(o)) not in MAY_DIFFER]
+    before = [o for o in recorded if _key(o) not in MAY_DIFFER]
     now = [str(o) for o in cfg.hydra.overrides.task if _key(str(o)) not in MAY_DIFFER]
     if before != now:
         raise ConfigError(
@@ -99,10 +117,28 @@ def _check_group_record(configs: Sequence[DictConfig]) -> None:
 
 def _record_beside(cfg: DictConfig, stamp: str) -> None:
     """Hydra writes the continued job's config to .hydra/resumed_<stamp>/, not over the
-    original record."""
-    if (job_folder(cfg) / ".hydra").is_dir():
+    original record (a usable one: `recorded_overrides`)."""
+    if recorded_overrides(cfg) is not None:  # else its record is written again, in place
         with read_write(cfg.hydra), open_dict(cfg.hydra):
             cfg.hydra.output_subdir = f".hydra/resumed_{stamp}"
+
+
+def _readable_checkpoint(
+    paths: Sequence[Path], jobs: str, log: Callable[[str], Any]
+) -> Path | None:
+    """The checkpoint to resume from (`latest_checkpoint`), passing over a damaged one: said
+    in the log when another is used, refused in one line when none is left."""
+    damaged: list[tuple[Path, str]] = []
+    saved = latest_checkpoint(paths, damaged)
+    for path, why in damaged:
+        if saved is None:
+            raise ConfigError(
+                f"{RESUME_KEY}=true cannot continue {jobs}: {shown_path(path)} is damaged "
+                f"({why}); delete it to train {'them' if jobs.startswith('jobs') else 'it'} "
+                "from the start"
+            )
+        log(f"\t{jobs}: {shown_path(path)} is damaged ({why}); using {shown_path(saved)}")
+    return saved
 
 
 def continue_sweep(
@@ -120,6 +156,9 @@ def continue_sweep(
     for group in groups:
         members = [configs[i] for i in group]
         jobs = job_label(members)
+        for i in group:  # a damaged result is no result: that job trains again
+            if (why := damaged_metrics(configs[i])) is not None:
+                log(f"\tjob #{configs[i].hydra.job.num}: {why}; it trains again")
         done = {i: value[0] for i in group if (value := recorded_value(configs[i])) is not None}
         for i in done:  # its settings, as its own last checkpoint holds them
             last = job_folder(configs[i]) / "checkpoints" / "last.ckpt"
@@ -127,7 +166,7 @@ def continue_sweep(
                 check_same_settings(last, configs[i], f"job #{configs[i].hydra.job.num}")
         if len(group) > 1:
             _check_group_record(members)
-            saved = latest_checkpoint(group_files(job_folder(members[0])))
+            saved = _readable_checkpoint(group_files(job_folder(members[0])), f"jobs {jobs}", log)
             if saved is not None:
                 check_same_settings(saved, members[0], f"jobs {jobs}")
                 for cfg in members:
@@ -144,7 +183,8 @@ def continue_sweep(
         if len(rest) == 1 and len(group) == 1:
             cfg = configs[rest[0]]
             folder = job_folder(cfg) / "checkpoints"
-            saved = latest_checkpoint([folder / "interrupted.ckpt", folder / "last.ckpt"])
+            alone = [folder / "interrupted.ckpt", folder / "last.ckpt"]
+            saved = _readable_checkpoint(alone, f"job #{cfg.hydra.job.num}", log)
             if saved is not None:
                 check_same_settings(saved, cfg, f"job #{cfg.hydra.job.num}")
                 with open_dict(cfg):

@@ -148,3 +148,45 @@ def test_an_unforeseen_end_still_writes_the_last_state(compose_config, monkeypat
     assert last["global_step"] == built.trainer.global_step == 3 * 16
     for name, value in built.module.state_dict().items():
         assert torch.equal(last["state_dict"][name], value), name
+
+
+def test_a_best_written_before_a_stop_is_removed_when_training_ends(tmp_path):
+    """A run resumed from an older last.ckpt does not know of a best-*.ckpt written after it
+    (checkpoints are written every few seconds); when training ends the folder holds only the
+    best it keeps (and files of other names are left alone)."""
+    from types import SimpleNamespace
+
+    callback = BufferedCheckpoint(dirpath=tmp_path, filename="best-{epoch:03d}", monitor="val/f1",
+                                  mode="max", save_top_k=1)  # fmt: skip
+    kept = tmp_path / "best-epoch=019.ckpt"
+    for name in ("best-epoch=013.ckpt", "best-epoch=019.ckpt", "last.ckpt", "best.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    callback.best_k_models = {str(kept): torch.tensor(0.5)}
+    callback.best_model_path = str(kept)
+    assert callback.stale_files() == [tmp_path / "best-epoch=013.ckpt"]
+    trainer = SimpleNamespace(
+        is_global_zero=True,
+        checkpoint_callbacks=[callback],
+        global_step=10,
+        strategy=SimpleNamespace(barrier=lambda name: None),
+    )
+    callback.on_train_end(trainer, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "best-epoch=019.ckpt", "best.txt", "last.ckpt"]  # fmt: skip
+    # A callback without a monitor, or whose names have no fixed beginning, removes nothing.
+    last = BufferedCheckpoint(dirpath=tmp_path, filename="last", monitor=None)
+    unnamed = BufferedCheckpoint(dirpath=tmp_path, monitor="val/f1", mode="max")
+    assert last.stale_files() == [] and unnamed.stale_files() == []
+
+
+def test_a_finished_run_keeps_no_interrupted_checkpoint(tmp_path):
+    from types import SimpleNamespace
+
+    from oodmix.checkpoints import InterruptCheckpoint
+
+    callback = InterruptCheckpoint(str(tmp_path), "interrupted")
+    (tmp_path / "interrupted.ckpt").write_bytes(b"x")
+    callback.on_train_end(SimpleNamespace(is_global_zero=False), None)  # another process
+    assert (tmp_path / "interrupted.ckpt").exists()
+    callback.on_train_end(SimpleNamespace(is_global_zero=True), None)
+    assert not (tmp_path / "interrupted.ckpt").exists()
