@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -32,9 +33,30 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        full = no_space_left(error)
+        if full is not None and full.filename != str(path):
+            # Named as the file it was to become (torch's writer reports neither), the
+            # reason kept as the cause.
+            raise OSError(full.errno, os.strerror(full.errno), str(path)) from error
         raise
+
+
+#: The errors of a device that has no room left (a full disk, an exceeded quota).
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space_left(error: BaseException | None) -> OSError | None:
+    """The OSError of a full device behind `error` (itself, its cause or its context, as
+    torch's writer raises its own error on top of the operating system's), or None."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in NO_SPACE:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -63,6 +63,17 @@ def main() -> None:
         check_command_line(argv)
         _hydra_main()
     except Exception as error:
+        from oodmix.files import no_space_left
+
+        full = None if debug else no_space_left(error)
+        if full is not None:  # outside a run (Hydra's records, the sweep's report)
+            written = full.filename or "a file"
+            print(
+                f"oodmix-train: error: no space left on the device writing {written}; free "
+                "space there and run the command again",
+                file=sys.stderr,
+            )
+            sys.exit(1)
         message = None if debug else describe(error, argv)
         if message is None:
             raise

@@ -14,6 +14,7 @@ from oodmix.config.errors import debugging
 from oodmix.config.paths import shown_path
 from oodmix.config.validation import ConfigError
 from oodmix.failures import RunFailure
+from oodmix.files import no_space_left
 from oodmix.runs.build import build_run
 from oodmix.runs.context import failure_file, in_multirun, in_stacked_sweep
 from oodmix.runs.evaluation import evaluate, tested_checkpoint
@@ -94,22 +95,61 @@ def run_job_task(cfg: DictConfig) -> float | None:
     launchers go on with the next jobs and the Optuna sweeper marks the trial failed (a NaN
     would crash hydra-optuna-sweeper 1.3). A single run keeps its errors: a ConfigError is
     one line and exit code 2, a RunFailure (the run diverged) one line and exit code 1; any
-    other exception propagates with its traceback.
+    other exception propagates with its traceback. A full disk is one line and exit code 1
+    for both (`exit_no_space`): the sweep stops, since no later job could write either.
     """
     multirun = in_multirun()
     if multirun:  # left by an earlier run into the same sweep folder
         failure_file().unlink(missing_ok=True)
     try:
-        return train_and_print(cfg)
-    except (ConfigError, RunFailure) as error:
-        if not multirun:
-            if debugging():
+        try:
+            return train_and_print(cfg)
+        except Exception as error:
+            if no_space_left(error) is not None:
                 raise
-            print(f"oodmix-train: error: {error}", file=sys.stderr)
-            sys.exit(2 if isinstance(error, ConfigError) else 1)
-        record_job_failure(error)
-    except Exception as error:  # not KeyboardInterrupt or SystemExit: those stop the sweep
-        if not multirun:
+            return _failed(error, multirun)  # recording it may find the disk full, too
+    except Exception as error:
+        full = no_space_left(error)
+        if full is None:
             raise
-        record_job_failure(error)
+        # Not a failure of this job: the jobs after it could write nothing either.
+        exit_no_space(full, Path(cfg.output_dir))
     return None
+
+
+def _failed(error: Exception, multirun: bool) -> None:
+    """A job's failure recorded (the sweep goes on); a single run's ConfigError or RunFailure
+    as one line and exit code 2 or 1; any other error raised."""
+    if multirun:
+        record_job_failure(error)
+        return None
+    if isinstance(error, (ConfigError, RunFailure)) and not debugging():
+        print(f"oodmix-train: error: {error}", file=sys.stderr)
+        sys.exit(2 if isinstance(error, ConfigError) else 1)
+    raise error
+
+
+def exit_no_space(error: OSError, output_dir: Path) -> None:
+    """One line: the file that could not be written for lack of space, and how to go on once
+    there is space again (resume the run from its last checkpoint, continue the stacked
+    sweep, or run again); exit 1."""
+    from oodmix.checkpoints.interrupts import continue_command
+
+    written = shown_path(Path(error.filename)) if error.filename else "a file"
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if in_stacked_sweep():
+        go_on = f"continue the sweep with: {continue_command(str(HydraConfig.get().sweep.dir))}"
+    elif in_multirun():
+        go_on = "run the sweep again"
+    elif last.is_file():
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        overrides = [o for o in overrides if not o.startswith("ckpt_path=")]
+        go_on = "resume with: " + " ".join(["oodmix-train", *overrides, f"ckpt_path={last}"])
+    else:
+        go_on = "run it again"
+    print(
+        f"oodmix-train: error: no space left on the device writing {written}; free space "
+        f"there, then {go_on}",
+        file=sys.stderr,
+    )
+    sys.exit(1)

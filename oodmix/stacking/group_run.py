@@ -71,18 +71,32 @@ class StackedGroup:
         make_current_job(self.configs[k])
 
     def run(self) -> list[float | None]:
+        """Train the group; each job's value (None for a failed one). A full disk stops the
+        sweep in one line with the command that continues it (no job failed: the ones after
+        it could write nothing either)."""
+        from oodmix.files import no_space_left
         from oodmix.reporting.jobs import FAILURE_FILE
+        from oodmix.runs.job import exit_no_space
 
-        for cfg in self.jobs:  # a failure.json left by an earlier run into the same sweep folder
-            (Path(cfg.output_dir) / FAILURE_FILE).unlink(missing_ok=True)
-        members = self._build_members()
-        if members:
-            self._train(members)
+        try:
+            for cfg in self.jobs:  # a failure.json left by an earlier run into the same folder
+                (Path(cfg.output_dir) / FAILURE_FILE).unlink(missing_ok=True)
+            members = self._build_members()
+            if members:
+                self._train(members)
+        except Exception as error:
+            full = no_space_left(error)
+            if full is None:
+                raise
+            exit_no_space(full, Path(self.jobs[0].output_dir))
         return self.values
 
     def _fail(self, k: int, error: BaseException) -> None:
+        from oodmix.files import no_space_left
         from oodmix.runs.job import record_job_failure
 
+        if no_space_left(error) is not None:
+            raise error  # not the job's failure: the group stops (`run`)
         self._as_job(k)
         record_job_failure(error)
         self.values[k] = None
@@ -121,6 +135,7 @@ class StackedGroup:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
         from oodmix.checkpoints import stop_gracefully_on_signals
+        from oodmix.files import no_space_left
         from oodmix.stacking.checkpoint import GroupCheckpoint, recorded_value
 
         self.recorded = {k: recorded_value(self.configs[k]) for k in members}
@@ -134,6 +149,8 @@ class StackedGroup:
                 try:
                     trainer.fit(module, datamodule=data, ckpt_path=resume_from)
                 except Exception as error:  # every member failed (or a bug): each job records it
+                    if no_space_left(error) is not None:
+                        raise  # not the members' failure (`run`)
                     for k in members:
                         self._fail(k, module.failed_members.get(members.index(k), error))
                     group.remove()
