@@ -122,6 +122,34 @@ def _registered(cfg: DictConfig) -> Iterator[None]:
         HydraConfig.instance().cfg = outer
 
 
+@contextmanager
+def _stop_says_how_to_continue(sweep_dir: str) -> Iterator[None]:
+    """While the launcher prepares the jobs (composing, grouping, starting them; no training
+    yet, whose own handlers take over), SIGTERM or Ctrl+C stops the sweep with one line and
+    the command that continues it, exit 128 + the signal's number (not a silent exit 143)."""
+    import signal
+    import sys
+
+    def stop(signum: int, frame: Any) -> None:
+        from oodmix.checkpoints.interrupts import continue_command
+
+        name = signal.Signals(signum).name
+        print(
+            f"oodmix-train: stopped by {name} while preparing the sweep's jobs (nothing trained "
+            f"yet); continue the sweep with: {continue_command(sweep_dir)}",
+            file=sys.stderr,
+        )
+        sys.exit(128 + signum)
+
+    signals = (signal.SIGTERM, signal.SIGINT)
+    before = {s: signal.signal(s, stop) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
 class StackedLauncher(Launcher):
     """Runs the jobs of each launch in groups that are trained together, one group after the
     other (see the module's docstring)."""
@@ -187,14 +215,15 @@ class StackedLauncher(Launcher):
         self._hydra_logging()
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         log.info(f"Launching {len(job_overrides)} jobs locally")
-        # Every job's config first: the groups depend on all of them.
-        configs = []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            configs.append(self._compose(list(overrides), idx))
-        groups = self.groups(configs)
-        with _registered(configs[0]):
-            self._log_groups(groups, configs)
+        with _stop_says_how_to_continue(str(self.config.hydra.sweep.dir)):
+            # Every job's config first: the groups depend on all of them.
+            configs = []
+            for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+                log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+                configs.append(self._compose(list(overrides), idx))
+            groups = self.groups(configs)
+            with _registered(configs[0]):
+                self._log_groups(groups, configs)
 
         runs: list[JobReturn | None] = [None] * len(configs)
         if self.resume:  # every job checked before any runs; finished ones are not run again
@@ -310,7 +339,8 @@ class StackedLauncher(Launcher):
         from .job_records import end_jobs, start_jobs
 
         assert self.hydra_context is not None and self.task_function is not None
-        returns = start_jobs(configs, self.hydra_context, self.task_function)
+        with _stop_says_how_to_continue(str(configs[0].hydra.sweep.dir)):
+            returns = start_jobs(configs, self.hydra_context, self.task_function)
         # train_group registers each job's config in turn; the one registered now comes back.
         outer = HydraConfig.instance().cfg
         env = dict(_start(configs[0]) or ())  # the same for every job of a group

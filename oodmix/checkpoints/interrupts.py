@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -124,10 +126,26 @@ def exit_sweep_stopped(
     exit_stopped(trainer, signal_name, how)
 
 
+def invoked_command(argv0: str | None = None) -> str:
+    """How this process was started, as a shell would start it again: `oodmix-train` when
+    that name finds this very script on PATH; else the script's path as invoked (an
+    environment not on PATH); `python -m oodmix` (this interpreter) when run as a module."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    oodmix_main = Path(__file__).resolve().parents[1] / "__main__.py"
+    if Path(argv0).name == "__main__.py" and Path(argv0).resolve() == oodmix_main:
+        return f"{shlex.quote(sys.executable)} -m oodmix"
+    if Path(argv0).name != "oodmix-train":  # started some other way: the name users know
+        return "oodmix-train"
+    found = shutil.which("oodmix-train")
+    if os.sep not in argv0 or (found and Path(found).resolve() == Path(argv0).resolve()):
+        return "oodmix-train"
+    return shlex.quote(str(Path(argv0).absolute()))
+
+
 def continue_command(sweep_dir: str, argv: Sequence[str] | None = None) -> str:
     """The command line that continues a stopped sweep: this process's own arguments, with the
     sweep's folder and the launcher's resume switch (each argument quoted for a POSIX shell)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     kept = [a for a in argv if not a.startswith(("hydra.sweep.dir=", f"{RESUME_KEY}="))]
     words = [*kept, f"hydra.sweep.dir={sweep_dir}", f"{RESUME_KEY}=true"]
-    return " ".join(["oodmix-train", *(shlex.quote(w) for w in words)])
+    return " ".join([invoked_command(), *(shlex.quote(w) for w in words)])

@@ -49,7 +49,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def exit_interrupted(trainer: Any, signal_name: str, output_dir: Path) -> None:
     """One line saying where the run stopped and the command that resumes it (in a stacked
     sweep: that continues the sweep); exit 128 + the signal's number."""
-    from oodmix.checkpoints.interrupts import exit_stopped, exit_sweep_stopped
+    from oodmix.checkpoints.interrupts import exit_stopped, exit_sweep_stopped, invoked_command
 
     saved = output_dir / "checkpoints" / "interrupted.ckpt"
     if not saved.is_file():  # stopped outside training: the last epoch's checkpoint resumes
@@ -63,7 +63,7 @@ def exit_interrupted(trainer: Any, signal_name: str, output_dir: Path) -> None:
         exit_sweep_stopped(trainer, signal_name, jobs, where, str(hydra_config.sweep.dir))
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     overrides = [o for o in overrides if not o.startswith("ckpt_path=")]
-    command = " ".join(["oodmix-train", *overrides, f"ckpt_path={saved}"])
+    command = " ".join([invoked_command(), *overrides, f"ckpt_path={saved}"])
     exit_stopped(trainer, signal_name, f"; resume with: {command}")
 
 
@@ -133,7 +133,7 @@ def exit_no_space(error: OSError, output_dir: Path) -> None:
     """One line: the file that could not be written for lack of space, and how to go on once
     there is space again (resume the run from its last checkpoint, continue the stacked
     sweep, or run again); exit 1."""
-    from oodmix.checkpoints.interrupts import continue_command
+    from oodmix.checkpoints.interrupts import continue_command, invoked_command
 
     written = shown_path(Path(error.filename)) if error.filename else "a file"
     last = output_dir / "checkpoints" / "last.ckpt"
@@ -144,7 +144,7 @@ def exit_no_space(error: OSError, output_dir: Path) -> None:
     elif last.is_file():
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         overrides = [o for o in overrides if not o.startswith("ckpt_path=")]
-        go_on = "resume with: " + " ".join(["oodmix-train", *overrides, f"ckpt_path={last}"])
+        go_on = "resume with: " + " ".join([invoked_command(), *overrides, f"ckpt_path={last}"])
     else:
         go_on = "run it again"
     print(

@@ -123,6 +123,11 @@ def _record_beside(cfg: DictConfig, stamp: str) -> None:
             cfg.hydra.output_subdir = f".hydra/resumed_{stamp}"
 
 
+def _jobs(configs: Sequence[DictConfig]) -> str:
+    """`job #3` or `jobs #0-#2, #5`, as the continue's log names them."""
+    return f"{'job' if len(configs) == 1 else 'jobs'} {job_label(configs)}"
+
+
 def _readable_checkpoint(
     paths: Sequence[Path], jobs: str, log: Callable[[str], Any]
 ) -> Path | None:
@@ -171,7 +176,10 @@ def continue_sweep(
                 check_same_settings(saved, members[0], f"jobs {jobs}")
                 for cfg in members:
                     check_same_job(cfg)
-                log(f"\tjobs {jobs}: resumed from {shown_path(saved)}")
+                if done:  # finished before the stop: kept, not trained again
+                    log(f"\t{_jobs([configs[i] for i in done])}: finished")
+                going_on = [configs[i] for i in group if i not in done]
+                log(f"\t{_jobs(going_on)}: resumed from {shown_path(saved)}")
                 plans.append(list(group))
                 continue
         for i in group:
@@ -179,7 +187,7 @@ def continue_sweep(
         recorded.update(done)
         rest = [i for i in group if i not in done]
         if done:
-            log(f"\tjobs {', '.join(f'#{configs[i].hydra.job.num}' for i in done)}: finished")
+            log(f"\t{_jobs([configs[i] for i in done])}: finished")
         if len(rest) == 1 and len(group) == 1:
             cfg = configs[rest[0]]
             folder = job_folder(cfg) / "checkpoints"

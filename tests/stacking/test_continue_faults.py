@@ -133,3 +133,14 @@ def test_an_empty_or_unreadable_job_record_is_a_job_that_never_started(
     assert plans == [[0, 1]]
     assert str(configs[0].hydra.output_subdir).startswith(".hydra/resumed_")
     assert configs[1].hydra.output_subdir == ".hydra"
+
+
+def test_a_finished_member_of_a_resumed_group_is_logged_as_finished(sweep_jobs, tmp_path):
+    configs = sweep_jobs(3)
+    checkpoint(tmp_path / "sweep" / "0" / "checkpoints" / "group.ckpt", 20)
+    (tmp_path / "sweep" / "1" / "metrics.json").write_text('{"val/f1": 0.5}')
+    said: list[str] = []
+    plans, _ = continuing.continue_sweep([[0, 1, 2]], configs, said.append)
+    assert plans == [[0, 1, 2]]  # trained together again; job 1 keeps its metrics.json
+    assert "\tjob #1: finished" in said
+    assert "\tjobs #0, #2: resumed from sweep/0/checkpoints/group.ckpt" in said

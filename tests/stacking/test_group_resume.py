@@ -257,3 +257,22 @@ def test_a_job_stopped_alone_prints_how_to_continue_the_sweep(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert (tmp_path / "sweep" / "1" / "metrics.json").is_file()
     assert (tmp_path / "sweep" / "table.md").is_file()
+
+
+def test_the_printed_command_starts_as_this_process_was_started(tmp_path, monkeypatch) -> None:
+    """A command that goes on (resume, continue) starts with `oodmix-train` only when that
+    name finds this very script; else with the script's path, or `python -m oodmix`."""
+    from oodmix.checkpoints import interrupts
+
+    script = tmp_path / "venv" / "bin" / "oodmix-train"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(interrupts.shutil, "which", lambda name: None)  # not on PATH
+    assert interrupts.invoked_command(str(script)) == str(script)
+    assert interrupts.invoked_command("oodmix-train") == "oodmix-train"
+    monkeypatch.setattr(interrupts.shutil, "which", lambda name: str(script))  # on PATH
+    assert interrupts.invoked_command(str(script)) == "oodmix-train"
+    main = str(Path(interrupts.__file__).parents[1] / "__main__.py")
+    assert interrupts.invoked_command(main) == f"{sys.executable} -m oodmix"
+    monkeypatch.setattr(interrupts.sys, "argv", [main, "-m", "seed=0,1"])
+    assert continue_command("s", None).startswith(f"{sys.executable} -m oodmix -m seed=0,1 ")

@@ -9,7 +9,10 @@ point (in this process, tests/console_scripts.py).
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -417,3 +420,22 @@ def test_optuna_batches_become_groups(tmp_path: Path) -> None:
     trials = [json.loads((sweep / str(n) / "metrics.json").read_text()) for n in range(4)]
     best = OmegaConf.load(sweep / "optimization_results.yaml")
     assert best.best_value == pytest.approx(max(t["val/f1"] for t in trials))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_while_jobs_are_prepared_says_how_to_continue(capsys, signum) -> None:
+    """SIGTERM or Ctrl+C while the launcher composes and starts the jobs (before any trains):
+    one line with the command that continues the sweep, exit 128 + the signal's number; the
+    handlers before it come back afterwards."""
+    from hydra_plugins.oodmix_stacked_launcher.stacked_launcher import _stop_says_how_to_continue
+
+    before = signal.getsignal(signum)
+    with pytest.raises(SystemExit) as exited, _stop_says_how_to_continue("outputs/sweep"):
+        os.kill(os.getpid(), signum)
+        time.sleep(1)  # the handler runs before this ends
+    assert exited.value.code == 128 + signum
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    name = signal.Signals(signum).name
+    assert line.startswith(f"oodmix-train: stopped by {name} while preparing the sweep's jobs ")
+    assert line.endswith("hydra.sweep.dir=outputs/sweep hydra.launcher.resume=true")
+    assert signal.getsignal(signum) is before
