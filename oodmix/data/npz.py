@@ -97,6 +97,16 @@ class NpzDataModule(OODDataModule):
         self.num_classes = int(y_id.max()) + 1
         if self.num_classes < 2:
             raise DataError(f"{where}: 'y_id' must hold at least 2 classes")
+        # The network gets one output per class 0..max: a class no ID point has would be an
+        # output never trained (labels {0, 5} would make six).
+        missing = sorted(set(range(self.num_classes)) - set(np.unique(y_id).tolist()))
+        if missing:
+            shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+            raise DataError(
+                f"{where}: 'y_id' must hold every class from 0 to {self.num_classes - 1} (one "
+                f"network output each), and has no point of class {shown}; number the classes "
+                "0..K-1"
+            )
         self._loaded = OODSplits(
             torch.from_numpy(x_id),
             torch.from_numpy(y_id),
@@ -110,6 +120,12 @@ class NpzDataModule(OODDataModule):
         where = f"data.{what}={path}"
         x = _features(arrays, "x", where, self.num_features)
         is_id = _labels(arrays, "is_id", where, len(x), 0, 1).astype(bool)
+        if is_id.all() or not is_id.any():
+            raise DataError(
+                f"{where}: 'is_id' must mark both ID (1) and OOD (0) points, and marks "
+                f"{int(is_id.sum())} ID and {int((~is_id).sum())} OOD: detection metrics (F1, "
+                "AUROC) and the best epoch are undefined on a set of one kind"
+            )
         if "y" in arrays:
             y = _labels(arrays, "y", where, len(x), -1, self.num_classes - 1)
             if (y[is_id] < 0).any():

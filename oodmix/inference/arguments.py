@@ -45,14 +45,21 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
-def check_threshold(delta: Any) -> float:
-    """A finite real number, as a Python float; InferenceError otherwise."""
+def check_threshold(delta: Any, score: Any = None) -> float:
+    """A finite real number, as a Python float; InferenceError otherwise. For a score with a
+    fixed scale (`fixed_threshold`: the max softmax probability, in (0, 1]), strictly between
+    0 and 1, as training requires: at 0 or below nothing is OOD, above 1 everything is."""
     try:
         value = float(delta)
     except (TypeError, ValueError):
         value = math.nan
     if isinstance(delta, bool) or not math.isfinite(value):
         raise InferenceError(f"delta={delta} is not allowed: delta must be a finite number")
+    if getattr(score, "fixed_threshold", False) and not 0 < value < 1:
+        raise InferenceError(
+            f"delta={delta} is not allowed: the scores are probabilities (max softmax), so "
+            "delta must lie strictly between 0 and 1"
+        )
     return value
 
 

@@ -135,7 +135,7 @@ class TrainedDetector:
         net, num_features, num_classes = build_network(saved)
         score = build_score(saved)
         if delta is not None:
-            threshold, source = check_threshold(delta), "given"
+            threshold, source = check_threshold(delta, score), "given"
         else:
             found = run_threshold(saved, score)
             threshold, source = found.value, found.source
@@ -231,7 +231,7 @@ class TrainedDetector:
 
     def _threshold(self, delta: float | None) -> float:
         if delta is not None:
-            return check_threshold(delta)
+            return check_threshold(delta, self.score)
         if self.threshold is None:
             raise InferenceError(
                 f"no threshold: {self.threshold_source}; give one, e.g. is_ood(x, delta=...)"

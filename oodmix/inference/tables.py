@@ -4,7 +4,7 @@ Input
   CSV   a header row naming the columns, then one point per row, one feature per column
         (UTF-8, comma-separated; blank lines are skipped). Read `rows` lines at a time, so a
         file of millions of points never sits in memory as Python objects.
-  .npz  an array named `x` (or the only array), shape (points, features); columns x0, x1, ...
+  .npz  an array named `x`, shape (points, features); columns x0, x1, ...
 
 Every value must be a finite number within float32's range (the network's precision); the
 first that is not stops the run with one line naming its line and column.
@@ -169,8 +169,8 @@ class CsvPoints:
 
 
 class NpzPoints:
-    """The points of an .npz file: the array `x`, or its only array (see the module
-    docstring)."""
+    """The points of an .npz file: its array `x` (see the module docstring); an archive
+    without one is refused, whatever else it holds (a lone array may be labels, not points)."""
 
     def __init__(self, path: Path, num_features: int) -> None:
         self.path = path
@@ -181,11 +181,10 @@ class NpzPoints:
                 names = list(stored.files)
                 if not names:
                     raise self._error("empty archive; give the points as an array named 'x'")
-                if "x" not in names and len(names) > 1:
-                    raise self._error(
-                        f"holds arrays {', '.join(sorted(names))}; name the points 'x'"
-                    )
-                self.name = "x" if "x" in names else names[0]
+                if "x" not in names:
+                    held = ", ".join(repr(name) for name in sorted(names))
+                    raise self._error(f"holds no array 'x' (it holds {held}); name the points 'x'")
+                self.name = "x"
                 x = stored[self.name]
         except InferenceError:
             raise

@@ -237,7 +237,13 @@ BAD_INPUTS = {
     "is_id = 2": ("val", {"is_id": np.full(20, 2)}, ["'is_id'", "must lie in [0, 1]"]),
     "float labels": ("train", {"y_id": np.arange(60) % 3 + 0.5}, ["'y_id'", "integer labels"]),
     "object array": ("train", {"x_id": object_array()}, ["pickle"]),
-}
+    "a class missing": ("train", {"y_id": (np.arange(60) % 2) * 5},
+                        ["'y_id'", "every class from 0 to 5", "no point of class 1, 2, 3, 4"]),
+    "only ID points": ("val", {"is_id": np.ones(20, dtype=bool)},
+                       ["'is_id'", "both ID (1) and OOD (0)", "marks 20 ID and 0 OOD"]),
+    "only OOD points": ("test", {"is_id": np.zeros(20, dtype=int)},
+                        ["'is_id'", "marks 0 ID and 20 OOD"]),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))

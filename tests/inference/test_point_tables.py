@@ -79,20 +79,23 @@ def test_binary_input_is_refused(tmp_path) -> None:
         read_all(tmp_path / "p.csv")
 
 
-def test_npz_points_are_the_array_x_or_the_only_array(tmp_path) -> None:
+def test_npz_points_are_the_array_x(tmp_path) -> None:
     x = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
     np.savez(tmp_path / "x.npz", x=x, other=np.zeros(3))
-    np.savez(tmp_path / "only.npz", points=x)
-    for name in ("x.npz", "only.npz"):
-        points = open_points(tmp_path / name, 2)
-        assert points.columns == ["x0", "x1"]
-        np.testing.assert_array_equal(np.concatenate([c.x for c in points.chunks(1)]), x)
+    points = open_points(tmp_path / "x.npz", 2)
+    assert points.columns == ["x0", "x1"]
+    np.testing.assert_array_equal(np.concatenate([c.x for c in points.chunks(1)]), x)
 
 
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
-        ({"a": np.zeros((2, 2)), "b": np.zeros((2, 2))}, "holds arrays a, b; name the points 'x'"),
+        (
+            {"a": np.zeros((2, 2)), "b": np.zeros((2, 2))},
+            "holds no array 'x' (it holds 'a', 'b'); name the points 'x'",
+        ),
+        # A lone array is not taken for the points: it may be labels (scored silently before).
+        ({"points": np.zeros((2, 2))}, "holds no array 'x' (it holds 'points')"),
         ({"x": np.zeros((2, 3))}, "array 'x' has 3 features, the model takes 2"),
         ({"x": np.zeros(2)}, "array 'x' must be a non-empty 2-D array"),
         ({"x": np.zeros((0, 2))}, "array 'x' must be a non-empty 2-D array"),

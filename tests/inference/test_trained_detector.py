@@ -171,6 +171,19 @@ def test_a_fixed_threshold_needs_no_run_folder(msp_run, tmp_path) -> None:
     assert load_detector(tmp_path / "model.ckpt").threshold == 0.8
 
 
+@pytest.mark.parametrize("delta", [1.5, 1.0, 0.0, -0.2])
+def test_a_probability_threshold_outside_0_1_is_refused(msp_run, delta) -> None:
+    """Max softmax probabilities lie in (0, 1]: at 1 or above every point is OOD, at 0 or
+    below none (training refuses such a delta too); a max-logit threshold may be any number."""
+    message = rf"delta={delta} is not allowed: .* strictly between 0 and 1"
+    with pytest.raises(InferenceError, match=message):
+        load_detector(msp_run.tested_ckpt, delta=delta)
+    detector = load_detector(msp_run.tested_ckpt)
+    with pytest.raises(InferenceError, match=message):
+        detector.is_ood(points(3), delta=delta)
+    assert detector.is_ood(points(3), delta=0.5).shape == (3,)
+
+
 def test_bad_points_and_checkpoints_are_refused_in_one_line(msp_run, tmp_path) -> None:
     detector = load_detector(msp_run.tested_ckpt)
     cases = [
