@@ -53,10 +53,12 @@ def entry_point(script: str) -> Callable[[], None]:
 @contextlib.contextmanager
 def _process_state(argv: list[str], cwd: Path | None, env: Mapping[str, str] | None) -> Iterator:
     """argv, working directory, environment, logging, signal handlers, Hydra's singletons, the
-    run folders claimed so far and the last sweep's outcome as a new process would have them
-    (none), restored afterwards."""
+    run folders claimed and locked so far and the last sweep's outcome as a new process would
+    have them (none), restored afterwards (the command's folder locks released, as its
+    process's would be when it ends)."""
     saved_argv, saved_cwd, saved_env = sys.argv, Path.cwd(), dict(os.environ)
     saved_claims, run_dirs._CREATED = run_dirs._CREATED, []
+    locked_before = set(run_dirs._LOCKED)
     take_sweep_outcome()  # one left by a test that ran a sweep's callback directly
     saved_handlers, saved_level = logging.root.handlers[:], logging.root.level
     saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -84,6 +86,8 @@ def _process_state(argv: list[str], cwd: Path | None, env: Mapping[str, str] | N
         os.environ.update(saved_env)
         sys.argv = saved_argv
         run_dirs._CREATED = saved_claims
+        for folder in set(run_dirs._LOCKED) - locked_before:
+            run_dirs.unlock_folder(folder)
 
 
 def run_script(

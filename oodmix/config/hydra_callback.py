@@ -25,6 +25,7 @@ from oodmix.config.run_dirs import (
     check_no_resume_in_sweep,
     check_run_dir,
     check_sweep_dir,
+    lock_folder,
     release_unused_claims,
 )
 from oodmix.config.unused_settings import check_run, check_sweep
@@ -72,6 +73,8 @@ class CheckBeforeWriting(Callback):
             validate(config)
             check_run(config)
             check_run_builds(config)
+            if not _later_rank():  # the first process holds the folder for all of them
+                lock_folder(Path(config.hydra.run.dir), "hydra.run.dir")
         except (ConfigError, OmegaConfBaseException) as error:
             release_unused_claims(None)
             _refuse(error)
@@ -85,6 +88,7 @@ class CheckBeforeWriting(Callback):
             check_no_resume_in_sweep(_sweep_values(config, "ckpt_path"))
             validate(config)
             check_sweep(config)
+            lock_folder(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
         except (ConfigError, OmegaConfBaseException) as error:
             release_unused_claims(None)
             _refuse(error)

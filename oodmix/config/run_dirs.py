@@ -137,6 +137,45 @@ def release_unused_claims(keep: Path | None) -> None:
         _CREATED.remove(folder)
 
 
+#: Folders this process writes into, each with the open descriptor that holds its lock (an
+#: OS lock dies with its process: a lock is never stale).
+_LOCKED: dict[Path, int] = {}
+
+
+def lock_folder(folder: Path, key: str) -> None:
+    """Hold an exclusive lock on `folder` (made if new) until this process ends: one writer per
+    run or sweep folder. Another process holding it (a second command into the same folder,
+    started before the first wrote anything) is refused in one line. The lock is the
+    operating system's on the folder itself (flock), so no file is left behind and a process
+    that dies releases it."""
+    import fcntl
+    import os
+
+    folder = folder.resolve()
+    if folder in _LOCKED:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise ConfigError(
+            f"{key}={shown_path(folder)} is not allowed: another oodmix-train process is "
+            "writing into that folder now; wait for it to end, or choose another folder"
+        ) from None
+    _LOCKED[folder] = descriptor
+
+
+def unlock_folder(folder: Path) -> None:
+    """Release this process's lock on `folder` (tests; a process's locks end with it)."""
+    import os
+
+    descriptor = _LOCKED.pop(folder.resolve(), None)
+    if descriptor is not None:
+        os.close(descriptor)
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver(
         "oodmix_fresh_dir", claim_fresh_dir, replace=True, use_cache=True

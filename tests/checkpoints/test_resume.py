@@ -16,6 +16,7 @@ import torch
 from console_scripts import run_script
 
 from oodmix.checkpoints import AtomicCheckpointIO
+from oodmix.checkpoints.interrupts import invoked_command
 from oodmix.checkpoints.resume import check_same_settings
 from oodmix.config.validation import ConfigError
 from oodmix.data.loaders import TrainBatches
@@ -292,7 +293,8 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, uninterrupted, signum)
     saved = run_dir / "checkpoints" / "interrupted.ckpt"
     lines = stderr.strip().splitlines()
     assert lines[-1].startswith(f"oodmix-train: stopped by {signal.Signals(signum).name} at epoch")
-    assert lines[-1].endswith(f"resume with: oodmix-train {' '.join(RUN)} ckpt_path={saved}")
+    started = invoked_command(str(BIN / "oodmix-train"))  # its path unless found on PATH
+    assert lines[-1].endswith(f"resume with: {started} {' '.join(RUN)} ckpt_path={saved}")
     checkpoint = torch.load(saved, weights_only=True)
     steps_per_epoch = 16  # 2000 ID points / batch 128
     stopped_at = checkpoint["global_step"]

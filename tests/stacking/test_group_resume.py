@@ -18,7 +18,7 @@ import pytest
 import torch
 from console_scripts import Completed, run_script
 
-from oodmix.checkpoints.interrupts import continue_command
+from oodmix.checkpoints.interrupts import continue_command, invoked_command
 from oodmix.config.run_dirs import check_sweep_dir
 from oodmix.config.validation import ConfigError
 from oodmix.failures import TrainingDiverged
@@ -29,6 +29,9 @@ from oodmix.stacking.checkpoint import (
 )
 
 BIN = Path(sys.executable).parent
+#: How the printed commands start for the script these tests start (its path unless
+#: `oodmix-train` on PATH is that script).
+STARTED = invoked_command(str(BIN / "oodmix-train"))
 K = 3
 
 
@@ -143,7 +146,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 def _continue(command: str, cwd: Path) -> Completed:
     words = shlex.split(command)
-    assert words[0] == "oodmix-train"
+    assert words[0] in ("oodmix-train", STARTED)
     return _run(words[1:], cwd=cwd)
 
 
@@ -168,7 +171,7 @@ def test_a_stopped_sweep_continues_to_the_same_metrics(tmp_path, uninterrupted, 
     name = signal.Signals(signum).name
     assert last.startswith(f"oodmix-train: stopped by {name} at epoch "), last
     command = (
-        "oodmix-train -m loss=ce_kl,ce_kl_mixup seed=0,1 trainer.max_epochs=20 "
+        f"{STARTED} -m loss=ce_kl,ce_kl_mixup seed=0,1 trainer.max_epochs=20 "
         "data.steps_per_chunk=1 plots=false hydra.sweep.dir=sweep hydra.launcher.resume=true"
     )
     assert last.endswith(
@@ -243,7 +246,7 @@ def test_a_job_stopped_alone_prints_how_to_continue_the_sweep(tmp_path):
     assert stopped.returncode == 128 + signal.SIGTERM, stderr
     last = stderr.strip().splitlines()[-1]
     command = (
-        "oodmix-train -m loss=ce_kl,ce_kl_mixup trainer.max_epochs=20 data.steps_per_chunk=1 "
+        f"{STARTED} -m loss=ce_kl,ce_kl_mixup trainer.max_epochs=20 data.steps_per_chunk=1 "
         "plots=false hydra.sweep.dir=sweep hydra.launcher.resume=true"
     )
     assert last.startswith("oodmix-train: stopped by SIGTERM at epoch "), last
