@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,6 +97,8 @@ def load_job(path: Path) -> Job:
         return Job(path, overrides, None, f"metrics.json is not valid JSON ({error})")
     if not isinstance(metrics, dict):
         return Job(path, overrides, None, "metrics.json does not hold a JSON object")
+    # An undefined value is written as null (strict JSON): NaN here, as the run computed it.
+    metrics = {name: math.nan if value is None else value for name, value in metrics.items()}
     return Job(path, overrides, metrics)
 
 

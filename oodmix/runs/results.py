@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,9 @@ def write_metrics(
     cfg: DictConfig, loss: Any, metrics: dict[str, Any], main_process: bool = True
 ) -> dict[str, Any]:
     """Add what identifies the run (seed, loss, detector) to its metrics and write
-    <run>/metrics.json (on the main process only); `loss` is the run's objective."""
+    <run>/metrics.json (on the main process only); `loss` is the run's objective. The file is
+    strict JSON: an undefined value (NaN, inf) is written as null, which oodmix's readers read
+    back as NaN (`read_metrics`)."""
     metrics = dict(metrics)
     metrics.update(
         seed=int(cfg.seed),
@@ -50,8 +53,23 @@ def write_metrics(
         detector=choice("detector", str(cfg.detector._target_).rsplit(".", 1)[-1]),
     )
     if main_process:
-        write_json_atomic(Path(cfg.output_dir) / "metrics.json", metrics)
+        strict = {
+            name: None if isinstance(value, float) and not math.isfinite(value) else value
+            for name, value in metrics.items()
+        }
+        write_json_atomic(Path(cfg.output_dir) / "metrics.json", strict)
     return metrics
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    """A run's metrics.json, each null (an undefined value) as NaN; ValueError when the file
+    is not JSON or not a JSON object (OSError when it cannot be read)."""
+    import json
+
+    metrics = json.loads(path.read_text())
+    if not isinstance(metrics, dict):
+        raise ValueError("metrics.json does not hold a JSON object")
+    return {name: math.nan if value is None else value for name, value in metrics.items()}
 
 
 def report(cfg: DictConfig, metrics: dict[str, Any]) -> float:

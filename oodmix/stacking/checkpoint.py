@@ -236,12 +236,9 @@ def recorded_value(cfg: DictConfig) -> tuple[float] | None:
 
 
 def _read_metrics(path: Path) -> dict[str, Any]:
-    import json
+    from oodmix.runs.results import read_metrics
 
-    metrics = json.loads(path.read_text())
-    if not isinstance(metrics, dict):
-        raise ValueError("not a JSON object")
-    return metrics
+    return read_metrics(path)
 
 
 def damaged_metrics(cfg: DictConfig) -> str | None:

@@ -220,3 +220,30 @@ def test_metric_names_puts_headline_metrics_first(tmp_path: Path) -> None:
         "test/zzz",
         "val/f1",
     ]
+
+
+def test_an_undefined_metric_is_strict_json_null_and_read_back_as_nan(
+    compose_config, tmp_path: Path
+) -> None:
+    """metrics.json is strict JSON (no bare NaN, which JSON does not have): an undefined value
+    is written as null, and the report reads it back as NaN."""
+    import json
+
+    from oodmix.losses import CrossEntropyLoss
+    from oodmix.runs.results import read_metrics, write_metrics
+
+    cfg = compose_config(run="sweep/0")
+    written = write_metrics(cfg, CrossEntropyLoss(), {"test/f1": 0.5, "test/auroc": math.nan})
+    assert math.isnan(written["test/auroc"])  # as computed, for the printed table
+    path = tmp_path / "sweep" / "0" / "metrics.json"
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"{name} in metrics.json")
+
+    stored = json.loads(path.read_text(), parse_constant=no_constants)
+    assert stored["test/auroc"] is None and stored["test/f1"] == 0.5
+    assert math.isnan(read_metrics(path)["test/auroc"])
+    (tmp_path / "sweep" / "0" / ".hydra").mkdir(parents=True)
+    (tmp_path / "sweep" / "0" / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    (job,) = load_jobs(tmp_path / "sweep")
+    assert math.isnan(job.metrics["test/auroc"]) and job.metrics["test/f1"] == 0.5
