@@ -111,3 +111,25 @@ def test_a_stacked_sweep_stopped_by_a_full_disk_continues_to_the_same_metrics(
     for job in ("0", "1"):
         ours = (tmp_path / "stopped" / job / "metrics.json").read_bytes()
         assert ours == (tmp_path / "whole" / job / "metrics.json").read_bytes(), job
+
+
+def test_a_job_of_a_basic_sweep_on_a_full_disk_stops_the_sweep_in_one_line(
+    compose_config, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a failure of that job (its failure.json could not be written either, and no later
+    job could write): the sweep stops with one line, exit 1."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict, read_write
+
+    cfg = compose_config("logger=none", "hydra/launcher=basic", run="sweep/0")
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.mode = RunMode.MULTIRUN
+    HydraConfig.instance().set_config(cfg)
+    monkeypatch.setattr("oodmix.files.os.fsync", FullWhen(lambda: True))
+    with pytest.raises(SystemExit) as exited:
+        run_job_task(cfg)
+    assert exited.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("oodmix-train: error: no space left on the device writing ")
+    assert line.endswith("; free space there, then run the sweep again")
