@@ -135,7 +135,10 @@ def exit_no_space(error: OSError, output_dir: Path) -> None:
     sweep, or run again); exit 1."""
     from oodmix.checkpoints.interrupts import continue_command, invoked_command
 
-    written = shown_path(Path(error.filename)) if error.filename else "a file"
+    # A write into an open file (a logger's) reports no file name: the folder, then.
+    written = (
+        shown_path(Path(error.filename)) if error.filename else f"into {shown_path(output_dir)}"
+    )
     last = output_dir / "checkpoints" / "last.ckpt"
     if in_stacked_sweep():
         go_on = f"continue the sweep with: {continue_command(str(HydraConfig.get().sweep.dir))}"
