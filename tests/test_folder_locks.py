@@ -86,3 +86,12 @@ def test_the_lock_of_a_process_that_ended_never_blocks(tmp_path: Path) -> None:
     child.wait()
     run_dirs.lock_folder(folder, "hydra.run.dir")
     run_dirs.unlock_folder(folder)
+
+
+def test_a_filesystem_without_locks_goes_on_without_one(tmp_path: Path, monkeypatch) -> None:
+    def unsupported(descriptor: int, operation: int) -> None:
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(fcntl, "flock", unsupported)
+    run_dirs.lock_folder(tmp_path / "run", "hydra.run.dir")  # no error, no lock held
+    assert (tmp_path / "run").resolve() not in run_dirs._LOCKED

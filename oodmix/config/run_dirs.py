@@ -148,9 +148,12 @@ def lock_folder(folder: Path, key: str) -> None:
     started before the first wrote anything) is refused in one line. The lock is the
     operating system's on the folder itself (flock), so no file is left behind and a process
     that dies releases it."""
-    import fcntl
     import os
 
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: one writer is then the user's care
+        return
     folder = folder.resolve()
     if folder in _LOCKED:
         return
@@ -164,6 +167,9 @@ def lock_folder(folder: Path, key: str) -> None:
             f"{key}={shown_path(folder)} is not allowed: another oodmix-train process is "
             "writing into that folder now; wait for it to end, or choose another folder"
         ) from None
+    except OSError:  # a filesystem without locks (some network ones): go on without one
+        os.close(descriptor)
+        return
     _LOCKED[folder] = descriptor
 
 
