@@ -251,7 +251,7 @@ def test_command_line_checks_import_neither_torch_nor_lightning() -> None:
         "import sys\n"
         "from oodmix.config.overrides import check_command_line\n"
         "check_command_line(['-m', 'loss=ce,ce_kl', 'beta=0.1,1', 'data.box=[-9,9]',"
-        " 'model.hidden=[8]', 'trainer.max_epochs=2'])\n"
+        " 'model.hidden=[8]', 'trainer.max_epochs=2', 'delta=0.5,0.7'])\n"
         "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

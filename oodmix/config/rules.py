@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from oodmix.detectors.thresholds import DELTA_RANGE, is_probability_threshold
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -159,7 +161,8 @@ RULES: dict[str, Rule] = {
     # Root knobs
     "seed": _int_at_least(0),
     "beta": _number_at_least(0),
-    "delta": Rule(lambda v: is_number(v) and 0 < v < 1, "a number strictly between 0 and 1"),
+    # Stated by its owner (a probability score's threshold), shared with oodmix-predict.
+    "delta": Rule(is_probability_threshold, DELTA_RANGE),
     "mixup.alpha": _number_above(0),
     "mixup.pairs": Rule(
         lambda v: v in (None, "within", "cross", "both"),

@@ -12,8 +12,9 @@ class MaxSoftmaxScore(nn.Module):
     Hendrycks and Gimpel (ICLR 2017) baseline, used by the paper with threshold delta = 0.8.
     """
 
-    #: delta is a probability here, so the paper's fixed delta = 0.8 means something; for
-    #: scores without such a scale the threshold is tuned on the validation set instead.
+    #: delta is a probability here, so the paper's fixed delta = 0.8 means something (its range:
+    #: oodmix.detectors.thresholds); for scores without such a scale the threshold is tuned on
+    #: the validation set instead.
     fixed_threshold = True
     label = "max softmax probability"
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oodmix.detectors.thresholds import DELTA_RANGE, is_probability_threshold
 from oodmix.inference.errors import InferenceError
 
 PROG = "oodmix-predict"
@@ -47,18 +48,18 @@ def help_text() -> str:
 
 def check_threshold(delta: Any, score: Any = None) -> float:
     """A finite real number, as a Python float; InferenceError otherwise. For a score with a
-    fixed scale (`fixed_threshold`: the max softmax probability, in (0, 1]), strictly between
-    0 and 1, as training requires: at 0 or below nothing is OOD, above 1 everything is."""
+    fixed scale (`fixed_threshold`: the max softmax probability), in delta's range, as training
+    requires (oodmix.detectors.thresholds)."""
     try:
         value = float(delta)
     except (TypeError, ValueError):
         value = math.nan
     if isinstance(delta, bool) or not math.isfinite(value):
         raise InferenceError(f"delta={delta} is not allowed: delta must be a finite number")
-    if getattr(score, "fixed_threshold", False) and not 0 < value < 1:
+    if getattr(score, "fixed_threshold", False) and not is_probability_threshold(value):
         raise InferenceError(
             f"delta={delta} is not allowed: the scores are probabilities (max softmax), so "
-            "delta must lie strictly between 0 and 1"
+            f"delta must be {DELTA_RANGE}"
         )
     return value
 
