@@ -63,11 +63,12 @@ def main() -> None:
         check_command_line(argv)
         _hydra_main()
     except Exception as error:
+        from oodmix.config.paths import shown_path
         from oodmix.files import no_space_left
 
         full = None if debug else no_space_left(error)
         if full is not None:  # outside a run (Hydra's records, the sweep's report)
-            written = full.filename or "a file"
+            written = shown_path(full.filename) if full.filename else "a file"
             print(
                 f"oodmix-train: error: no space left on the device writing {written}; free "
                 "space there and run the command again",

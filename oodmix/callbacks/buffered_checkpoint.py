@@ -188,7 +188,8 @@ class BufferedCheckpoint(OwnHooksOnly, ModelCheckpoint):
         names its files (the part of `filename` before its first field, e.g. `best-`); none
         when that part is empty, or for a callback without a monitor (one file, overwritten)."""
         prefix = (self.filename or "").split("{", 1)[0]
-        if not self.monitor or not prefix or not self.dirpath or self.save_top_k < 0:
+        # save_top_k=-1 keeps every file, 0 writes none (no file of its name is its own).
+        if not self.monitor or not prefix or not self.dirpath or self.save_top_k < 1:
             return []
         kept = {Path(path).resolve() for path in self.best_k_models}
         if self.last_model_path:

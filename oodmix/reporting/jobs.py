@@ -92,14 +92,22 @@ def load_job(path: Path) -> Job:
     if not metrics_file.is_file():
         return Job(path, overrides, None, "did not finish (no metrics.json, no failure.json)")
     try:
-        metrics = json.loads(metrics_file.read_text())
+        metrics = read_metrics(metrics_file)
     except json.JSONDecodeError as error:
         return Job(path, overrides, None, f"metrics.json is not valid JSON ({error})")
-    if not isinstance(metrics, dict):
-        return Job(path, overrides, None, "metrics.json does not hold a JSON object")
-    # An undefined value is written as null (strict JSON): NaN here, as the run computed it.
-    metrics = {name: math.nan if value is None else value for name, value in metrics.items()}
+    except ValueError as error:
+        return Job(path, overrides, None, str(error))
     return Job(path, overrides, metrics)
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    """A run's metrics.json, each null (an undefined value: the file is strict JSON, see
+    oodmix.runs.results.write_metrics) as NaN, as the run computed it. json.JSONDecodeError
+    when it is not JSON, ValueError when it holds no JSON object (OSError: unreadable)."""
+    metrics = json.loads(path.read_text())
+    if not isinstance(metrics, dict):
+        raise ValueError("metrics.json does not hold a JSON object")
+    return {name: math.nan if value is None else value for name, value in metrics.items()}
 
 
 def _job_order(path: Path) -> tuple[int, int | str]:

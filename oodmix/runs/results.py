@@ -45,7 +45,7 @@ def write_metrics(
     """Add what identifies the run (seed, loss, detector) to its metrics and write
     <run>/metrics.json (on the main process only); `loss` is the run's objective. The file is
     strict JSON: an undefined value (NaN, inf) is written as null, which oodmix's readers read
-    back as NaN (`read_metrics`)."""
+    back as NaN (oodmix.reporting.jobs.read_metrics)."""
     metrics = dict(metrics)
     metrics.update(
         seed=int(cfg.seed),
@@ -59,17 +59,6 @@ def write_metrics(
         }
         write_json_atomic(Path(cfg.output_dir) / "metrics.json", strict)
     return metrics
-
-
-def read_metrics(path: Path) -> dict[str, Any]:
-    """A run's metrics.json, each null (an undefined value) as NaN; ValueError when the file
-    is not JSON or not a JSON object (OSError when it cannot be read)."""
-    import json
-
-    metrics = json.loads(path.read_text())
-    if not isinstance(metrics, dict):
-        raise ValueError("metrics.json does not hold a JSON object")
-    return {name: math.nan if value is None else value for name, value in metrics.items()}
 
 
 def report(cfg: DictConfig, metrics: dict[str, Any]) -> float:

@@ -227,33 +227,29 @@ def recorded_value(cfg: DictConfig) -> tuple[float] | None:
     """(the value the job handed to Hydra,) when its folder holds metrics.json (a job that
     finished before its sweep was stopped); None otherwise, also when that file cannot be
     read or lacks the value (`damaged_metrics` says why): the job then trains again."""
-    if damaged_metrics(cfg) is not None:
-        return None
-    path = job_folder(cfg) / "metrics.json"
-    if not path.is_file():
-        return None
-    return (float(_read_metrics(path)[str(cfg.optimized_metric)]),)
-
-
-def _read_metrics(path: Path) -> dict[str, Any]:
-    from oodmix.runs.results import read_metrics
-
-    return read_metrics(path)
+    value, _ = _recorded(cfg)
+    return None if value is None else (value,)
 
 
 def damaged_metrics(cfg: DictConfig) -> str | None:
     """Why a job's metrics.json cannot be taken as its result (truncated, not JSON, without
     the value Hydra is handed), or None (no such file, or a good one)."""
+    return _recorded(cfg)[1]
+
+
+def _recorded(cfg: DictConfig) -> tuple[float | None, str | None]:
+    """(the job's recorded value, why its metrics.json cannot give it): (None, None) without
+    such a file."""
+    from oodmix.reporting.jobs import read_metrics
+
     path = job_folder(cfg) / "metrics.json"
     if not path.is_file():
-        return None
+        return None, None
     try:
-        metrics = _read_metrics(path)
-        float(metrics[str(cfg.optimized_metric)])
+        return float(read_metrics(path)[str(cfg.optimized_metric)]), None
     except (OSError, ValueError, TypeError, KeyError) as error:
         kind = "no " + str(error) if isinstance(error, KeyError) else type(error).__name__
-        return f"{shown_path(path)} cannot be read ({kind})"
-    return None
+        return None, f"{shown_path(path)} cannot be read ({kind})"
 
 
 def member_checkpoint(

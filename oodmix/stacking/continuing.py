@@ -179,7 +179,8 @@ def continue_sweep(
                 if done:  # finished before the stop: kept, not trained again
                     log(f"\t{_jobs([configs[i] for i in done])}: finished")
                 going_on = [configs[i] for i in group if i not in done]
-                log(f"\t{_jobs(going_on)}: resumed from {shown_path(saved)}")
+                if going_on:
+                    log(f"\t{_jobs(going_on)}: resumed from {shown_path(saved)}")
                 plans.append(list(group))
                 continue
         for i in group:

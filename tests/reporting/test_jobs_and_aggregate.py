@@ -230,7 +230,8 @@ def test_an_undefined_metric_is_strict_json_null_and_read_back_as_nan(
     import json
 
     from oodmix.losses import CrossEntropyLoss
-    from oodmix.runs.results import read_metrics, write_metrics
+    from oodmix.reporting.jobs import read_metrics
+    from oodmix.runs.results import write_metrics
 
     cfg = compose_config(run="sweep/0")
     written = write_metrics(cfg, CrossEntropyLoss(), {"test/f1": 0.5, "test/auroc": math.nan})
