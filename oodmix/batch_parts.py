@@ -12,6 +12,8 @@ Plain names, no torch: the command-line checks read them before torch is importe
 
 from __future__ import annotations
 
+from enum import Enum
+
 #: Every part, in the order the module concatenates them for its one forward pass.
 TRAIN_PARTS = ("id", "ood", "id_mix", "ood_mix", "cross_mix")
 
@@ -21,10 +23,23 @@ MIXED_PARTS = ("id_mix", "ood_mix", "cross_mix")
 #: The parts that hold OOD training points (clean or mixed).
 OOD_PARTS = frozenset({"ood", "ood_mix", "cross_mix"})
 
-#: The mixed parts of each choice of `mixup.pairs`: within (ID x ID and OOD x OOD, the paper's),
-#: cross (ID x OOD), both.
+
+class MixupPairs(str, Enum):
+    """The choices of `mixup.pairs`: within (ID x ID and OOD x OOD, the paper's), cross
+    (ID x OOD), both. The config's schema types mixup.pairs with it (null: the objective's
+    own choice)."""
+
+    within = "within"
+    cross = "cross"
+    both = "both"
+
+    def __str__(self) -> str:  # as typed on the command line
+        return self.value
+
+
+#: The mixed parts of each choice of `mixup.pairs`.
 PAIRS_PARTS = {
-    "within": frozenset({"id_mix", "ood_mix"}),
-    "cross": frozenset({"cross_mix"}),
-    "both": frozenset(MIXED_PARTS),
+    MixupPairs.within: frozenset({"id_mix", "ood_mix"}),
+    MixupPairs.cross: frozenset({"cross_mix"}),
+    MixupPairs.both: frozenset(MIXED_PARTS),
 }

@@ -16,19 +16,32 @@ are tested without a terminal; Lightning is imported only to build a bar.
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from typing import Any
 
-from oodmix.config.rules import PROGRESS_CHOICES
-from oodmix.config.validation import ConfigError
+from oodmix.allowed import one_of
+from oodmix.config.errors import ConfigError
+
+
+class Progress(str, Enum):
+    """The progress bars a run can show (the root knob `progress`; see the module docstring)."""
+
+    auto = "auto"
+    rich = "rich"
+    tqdm = "tqdm"
+    none = "none"
+
+    def __str__(self) -> str:  # as typed on the command line
+        return self.value
 
 
 def is_quiet(quiet: Any, *, multirun: bool) -> bool:
     """Whether a run prints no results table: `quiet` true, or auto in a job of a multirun."""
-    if quiet == "auto":
-        return multirun
-    if isinstance(quiet, bool):
-        return quiet
-    raise ConfigError(f"quiet={quiet} is not allowed: quiet must be auto, true or false")
+    try:
+        one_of("quiet", quiet, ("auto", True, False), "auto, true or false")
+    except ValueError as refused:
+        raise ConfigError(str(refused)) from None
+    return multirun if quiet == "auto" else quiet
 
 
 def stderr_is_terminal() -> bool:
@@ -41,15 +54,13 @@ def stderr_is_terminal() -> bool:
 
 def choose_progress(progress: Any, *, quiet: bool, terminal: bool) -> str:
     """The bar a run shows: "rich", "tqdm" or "none" (see the module docstring)."""
-    if progress not in PROGRESS_CHOICES or isinstance(progress, bool):
-        shown = str(progress).lower() if isinstance(progress, bool) else progress
-        raise ConfigError(
-            f"progress={shown} is not allowed: progress must be one of "
-            f"{', '.join(PROGRESS_CHOICES)}"
-        )
+    try:
+        one_of("progress", progress, list(Progress))
+    except ValueError as refused:
+        raise ConfigError(str(refused)) from None
     if progress == "auto":
         return "none" if quiet or not terminal else "rich"
-    return progress
+    return str(progress)
 
 
 def progress_bar(progress: Any, *, quiet: bool) -> Any | None:

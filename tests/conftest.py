@@ -65,6 +65,29 @@ def compose_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     HydraConfig.instance().cfg = None
 
 
+@pytest.fixture
+def multirun_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
+    """multirun_config(*overrides) -> a multirun's config as Hydra gives it to
+    on_multirun_start: composed with the fixed overrides, all of them in hydra.overrides.task,
+    its sweep folder tmp_path/sweep. Hydra stays initialised for the test, as it is while a
+    multirun starts (oodmix.config.preflight.check_sweep composes each job)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    def _compose(*overrides: str) -> DictConfig:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+        GlobalHydra.instance().clear()
+        initialize_config_dir(config_dir=str(config_dir()), version_base="1.3")
+        cfg = compose("train", overrides=fixed, return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.overrides.task = list(overrides)
+            cfg.hydra.sweep.dir = str(tmp_path / "sweep")
+        return cfg
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
 # ---------------------------------------------------------------------------------------------
 # The inner loop (`pytest -m "not slow"`) stays fast: a test that starts a Python process (about
 # 5.5 s of imports for an oodmix console script) or trains more than one run is marked slow, and

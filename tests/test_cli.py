@@ -54,14 +54,22 @@ def test_python_dash_m_oodmix_is_the_console_script(tmp_path: Path) -> None:
     [
         ("beta=-1", "beta=-1 is not allowed: beta must be a finite number >= 0"),
         ("mixup.alpha=0", "mixup.alpha=0 is not allowed: mixup.alpha must be a finite number > 0"),
-        ("delta=1.5", "delta=1.5 is not allowed: delta must be a number strictly between 0 and 1"),
+        (
+            "delta=1.5",
+            "delta=1.5 is not allowed: the scores are probabilities (max softmax), so delta must "
+            "be a number strictly between 0 and 1",
+        ),
         ("loss=nope", "loss=nope is not allowed: loss must be one of ce, ce_kl, ce_kl_mixup"),
         ("model.hidden=[0]", "model.hidden=[0] is not allowed"),
         # Unknown keys, wrong types, cross-key checks and Hydra's own errors: also one line.
         ("bta=1", "bta=1 is not allowed: there is no key 'bta' in the config (did you mean beta?)"),
         ("data.radius=3", "data.radius=3 is not allowed: there is no key 'radius' in data"),
         ("data.n_val=abc", "data.n_val='abc' is not allowed: data.n_val must be an integer >= 2"),
-        ("data.disks.0.radius=0", "data.disks.0.radius=0 is not allowed: data.disks.0.radius must"),
+        (
+            "data.disks.0.radius=0",
+            "data.disks[0].radius=0 is not allowed: data.disks[0].radius must be a finite "
+            "number > 0",
+        ),
         ("data.box=[-3,3]", "data.box=[-3, 3] is not allowed: the box must contain the ID support"),
         ("loss.beta=${nope}", "loss.beta: Interpolation key 'nope' not found"),
         ("beta=[1,", "no viable alternative at input '[1,'"),
@@ -144,8 +152,20 @@ BUILT_REFUSALS = {
     ),
     "an epoch metric in a sweep": (
         lambda tmp: ["-m", "seed=0,1", "callbacks.detection.epoch_metrics=[ece]"],
-        "callbacks.detection.epoch_metrics=['ece'] is not allowed: callbacks.detection."
-        "epoch_metrics must be a list of acc, ",
+        "callbacks.detection.epoch_metrics=ece is not allowed: epoch_metrics must be a list of "
+        "acc, ",
+    ),
+    "a callback's argument in a sweep": (
+        lambda tmp: ["-m", "callbacks.model_checkpoint.mode=foo", "seed=0,1"],
+        "callbacks.model_checkpoint is not allowed: `mode` can be min, max but got foo",
+    ),
+    "a swept value out of range": (
+        lambda tmp: ["-m", "beta=0.1,-2", "seed=0,1"],
+        "beta=-2 is not allowed: beta must be a finite number >= 0",
+    ),
+    "a swept value of the wrong type": (
+        lambda tmp: ["-m", "seed=0,1", "data.n_val=100,abc"],
+        "data.n_val='abc' is not allowed: data.n_val must be an integer >= 2",
     ),
     "a constructor": (_npz_with_a_nan, "'x_id' has NaN or inf in 1 rows (first: row 5)"),
     "no GPU": (

@@ -13,7 +13,7 @@ from omegaconf import open_dict, read_write
 import oodmix.runs.build as build_module
 import oodmix.runs.job as job_module
 from oodmix.callbacks.progress import RichProgress, TQDMProgress
-from oodmix.config.validation import ConfigError
+from oodmix.config.errors import ConfigError
 from oodmix.console import choose_progress, is_quiet, stderr_is_terminal
 
 
@@ -48,7 +48,10 @@ def test_quiet_auto_is_quiet_in_a_multirun_job_only() -> None:
 @pytest.mark.parametrize(
     ("progress", "message"),
     [
-        ("fancy", "progress=fancy is not allowed: progress must be one of auto, rich, tqdm, none"),
+        (
+            "fancy",
+            "progress='fancy' is not allowed: progress must be one of auto, rich, tqdm, none",
+        ),
         (True, "progress=true is not allowed"),
     ],
 )

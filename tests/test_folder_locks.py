@@ -15,7 +15,7 @@ import pytest
 from console_scripts import run_script
 
 from oodmix.config import run_dirs
-from oodmix.config.validation import ConfigError
+from oodmix.config.errors import ConfigError
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from oodmix.config.validation import ConfigError
+from oodmix.config.errors import ConfigError
 from oodmix.data import TwoDisksDataModule
 from oodmix.models import MLP
 from oodmix.runs.job import train

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from console_scripts import run_script
 
+from oodmix.config.errors import ConfigError
 from oodmix.config.unused_settings import Choice, check_run, chosen, refusal
-from oodmix.config.validation import ConfigError
 
 
 def test_chosen_reads_single_values_sweeps_and_searches() -> None:

@@ -156,7 +156,7 @@ class StackedLauncher(Launcher):
 
     def __init__(self, max_members: int | None = None, resume: bool = False) -> None:
         if max_members is not None and (isinstance(max_members, bool) or max_members < 1):
-            from oodmix.config.validation import ConfigError
+            from oodmix.config.errors import ConfigError
 
             raise ConfigError(
                 f"hydra.launcher.max_members={max_members} is not allowed: it must be a whole "

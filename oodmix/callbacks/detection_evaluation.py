@@ -16,6 +16,7 @@ from oodmix.callbacks.members import each_member
 from oodmix.callbacks.own_hooks import OwnHooksOnly
 from oodmix.callbacks.requested_metrics import requested_metrics
 from oodmix.detectors import MaxSoftmaxScore
+from oodmix.detectors.thresholds import check_threshold
 from oodmix.metrics import (
     FiniteScores,
     ScoreBank,
@@ -149,11 +150,11 @@ class DetectionEvaluation(OwnHooksOnly, L.Callback):
         epoch_metrics: Iterable[str] = (),
     ) -> None:
         super().__init__()
-        deltas = [float(d) for d in each_member(delta)]
+        self.detector = detector if detector is not None else MaxSoftmaxScore()
+        deltas = [check_threshold(d, self.fixed_threshold) for d in each_member(delta)]
         #: One run: its delta. A stack: each member's (a list of K floats; one delta is
         #: every member's, see `setup`).
         self.delta: float | list[float] = deltas[0] if len(deltas) == 1 else deltas
-        self.detector = detector if detector is not None else MaxSoftmaxScore()
         self.epoch_metrics = epoch_metric_names(epoch_metrics)
         #: The tuned threshold: a float, or a stack's float64 (K,) tensor.
         self.delta_best: float | torch.Tensor | None = None

@@ -26,9 +26,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from oodmix.allowed import shown
+from oodmix.config.errors import ConfigError
 from oodmix.config.job import job_config, references
 from oodmix.config.run_dirs import checkpoint_run_dir
-from oodmix.config.validation import ConfigError, shown
 
 #: Keys a resumed run may change: where it resumes from, how long it trains, what it prints.
 MAY_DIFFER = ("ckpt_path", "trainer.max_epochs", "trainer.max_steps", "progress", "quiet")
@@ -130,7 +131,7 @@ def _resolved(config: DictConfig) -> dict[str, Any]:
 
     job = job_config(config)
     if "hydra" not in config:  # a job's config: HydraConfig already holds its run
-        return OmegaConf.to_container(job, resolve=True)
+        return OmegaConf.to_container(job, resolve=True, enum_to_str=True)
     composed = copy.deepcopy(config)
     with read_write(composed.hydra.runtime), open_dict(composed.hydra.runtime):
         if OmegaConf.is_missing(composed.hydra.runtime, "output_dir"):
@@ -139,7 +140,7 @@ def _resolved(config: DictConfig) -> dict[str, Any]:
     previous = hydra.cfg
     hydra.set_config(composed)
     try:
-        return OmegaConf.to_container(job, resolve=True)
+        return OmegaConf.to_container(job, resolve=True, enum_to_str=True)
     finally:
         hydra.cfg = previous
 

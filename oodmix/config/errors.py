@@ -12,9 +12,19 @@ import re
 from collections.abc import Sequence
 
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    OmegaConfBaseException,
+    ValidationError,
+)
 
-from oodmix.config.validation import ConfigError
+from oodmix.allowed import shown
+
+
+class ConfigError(ValueError):
+    """A config value that is not allowed; the message is one line: key, value, what is allowed."""
+
 
 #: Longest message a one-line report keeps (failure.json, refusals quoting a library's error).
 MESSAGE_LIMIT = 300
@@ -98,6 +108,37 @@ def _unknown_key(error: BaseException, argv: Sequence[str]) -> str | None:
     )
 
 
+#: OmegaConf's words for a type, in a refusal: "seed must be an integer".
+_TYPE_WORDS = {
+    "Integer": "an integer",
+    "Float": "a number",
+    "Boolean": "true or false",
+    "String": "a string",
+}
+
+
+def _wrong_type(error: BaseException) -> str | None:
+    """A value the schema refuses (oodmix.config.schema), from OmegaConf's ValidationError
+    (its public `full_key`, `value` and `msg`): `seed='abc' is not allowed: seed must be an
+    integer`. Hydra raises it while composing, from the command line or a swept value."""
+    cause = error if isinstance(error, ValidationError) else error.__cause__
+    if not isinstance(cause, ValidationError) or not cause.full_key:
+        return None
+    message = (cause.msg or "").splitlines()[0] if cause.msg else ""
+    converted = re.search(r"could not be converted to (\w+)", message)
+    options = re.search(r"expected one of \[(.*)\]", message)
+    if converted and converted.group(1) in _TYPE_WORDS:
+        allowed = _TYPE_WORDS[converted.group(1)]
+    elif options:
+        allowed = f"one of {options.group(1)}"
+    elif "is not Optional" in message:
+        allowed = "a value, not null"
+    else:
+        return None
+    key = _dotted(cause.full_key)
+    return f"{key}={shown(cause.value)} is not allowed: {key} must be {allowed}"
+
+
 def _missing_option(error: MissingConfigException) -> str:
     """Hydra's 'Could not find loss/nope ... Available options' (a user config folder), from
     the exception's public `missing_cfg_file` ("loss/nope") and `options`."""
@@ -114,6 +155,9 @@ def describe(error: BaseException, argv: Sequence[str]) -> str | None:
         return str(error)
     if isinstance(error, MissingConfigException):
         return _missing_option(error)
+    wrong_type = _wrong_type(error)
+    if wrong_type:
+        return wrong_type
     if isinstance(error, HydraException):
         unknown = _unknown_key(error, argv)
         if unknown:

@@ -1,10 +1,8 @@
 """Checks a run's composed config and its folder before Hydra writes anything there.
 
-The order puts what answers at once first: the run folder, the value rules, the settings
-that would change nothing; then what needs torch and Lightning (building the run's parts, the
-resumed checkpoint's settings: oodmix.config.run_checks), seconds which the run would spend
-right after anyway. What can only be checked once the folder exists is refused in the job
-(see oodmix.config.run_checks for the list).
+The order puts what answers at once first: the run folder and the settings that would change
+nothing; then what needs torch and Lightning, building what each job builds
+(oodmix.config.preflight), seconds which the run would spend right after anyway.
 """
 
 from __future__ import annotations
@@ -17,10 +15,10 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
 
-from oodmix.config.errors import debugging, describe
-from oodmix.config.run_checks import check_run_builds
+from oodmix.config.errors import debugging, describe, one_line
+from oodmix.config.overrides import task_overrides
+from oodmix.config.preflight import check_job, check_sweep
 from oodmix.config.run_dirs import (
     check_no_resume_in_sweep,
     check_run_dir,
@@ -28,16 +26,23 @@ from oodmix.config.run_dirs import (
     lock_folder,
     release_unused_claims,
 )
-from oodmix.config.unused_settings import check_run, check_sweep
-from oodmix.config.validation import ConfigError, validate
+from oodmix.config.unused_settings import check_run
+
+#: Anything raised before writing stops the command: oodmix's one line, Hydra's or
+#: OmegaConf's own (a swept value of the wrong type, met when a job of the sweep is composed),
+#: or a check that failed (named as such: it must not let a sweep start unchecked).
+REFUSALS = (Exception,)
 
 
-def _refuse(error: Exception) -> None:
+def _refuse(error: Exception, config: DictConfig) -> None:
     # Hydra turns an Exception raised by a callback into a warning and goes on; stop here.
     if debugging():
         traceback.print_exception(error)
         sys.exit(2)
-    print(f"oodmix-train: error: {describe(error, [])}", file=sys.stderr)
+    line = describe(error, task_overrides(config))
+    if line is None:  # not a refusal: a check that failed, which must not let the run go on
+        line = f"the check before writing failed: {type(error).__name__}: {one_line(error)}"
+    print(f"oodmix-train: error: {line}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -47,7 +52,7 @@ def _sweep_values(config: DictConfig, key: str) -> list[Any]:
 
     from oodmix.config.overrides import override_values
 
-    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    overrides = OverridesParser.create().parse_overrides(task_overrides(config))
     swept = [v for o in overrides if o.key_or_group == key for v in override_values(o)]
     return [config.get(key), *swept]
 
@@ -70,14 +75,13 @@ class CheckBeforeWriting(Callback):
             # which a refusal releases).
             if not _later_rank():
                 check_run_dir(Path(config.hydra.run.dir), config.get("ckpt_path"))
-            validate(config)
             check_run(config)
-            check_run_builds(config)
+            check_job(config)
             if not _later_rank():  # the first process holds the folder for all of them
                 lock_folder(Path(config.hydra.run.dir), "hydra.run.dir")
-        except (ConfigError, OmegaConfBaseException) as error:
+        except REFUSALS as error:
             release_unused_claims(None)
-            _refuse(error)
+            _refuse(error, config)
         release_unused_claims(Path(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -86,12 +90,11 @@ class CheckBeforeWriting(Callback):
             resume = bool((config.hydra.get("launcher") or {}).get("resume", False))
             check_sweep_dir(Path(config.hydra.sweep.dir), resume)
             check_no_resume_in_sweep(_sweep_values(config, "ckpt_path"))
-            validate(config)
             check_sweep(config)
             lock_folder(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
-        except (ConfigError, OmegaConfBaseException) as error:
+        except REFUSALS as error:
             release_unused_claims(None)
-            _refuse(error)
+            _refuse(error, config)
         release_unused_claims(Path(config.hydra.sweep.dir))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from oodmix.config.containers import differing_paths, leaves, shape
+from oodmix.config.errors import ConfigError
 
 _INNERMOST = re.compile(r"\$\{([^${}]+)\}")
 
@@ -136,7 +137,7 @@ def _resolved_at(cfg: DictConfig, path: tuple) -> Any:
     for part in path:
         node = node[part]  # a value is resolved as it is read
     if isinstance(node, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(node, resolve=True)
+        return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
     return node
 
 
@@ -144,4 +145,39 @@ def _set(cfg: DictConfig, path: tuple, value: Any) -> None:
     node: Any = cfg
     for part in path[:-1]:
         node = node[part]
+    target = node._get_node(path[-1]) if isinstance(node, DictConfig) else None
+    if isinstance(target, DictConfig) and not target._is_none() and isinstance(value, dict):
+        # A section typed by the schema (data.mixup, copied from mixup) takes a plain dict
+        # only key by key: its type stays, and each value is checked against it.
+        for key, item in value.items():
+            _set(cfg, (*path, key), item)
+        return
     node[path[-1]] = value
+
+
+def missing_values(node: Any, prefix: str = "") -> list[str]:
+    """The keys left at `???` (a value the config must be given), in the config's order."""
+    if isinstance(node, DictConfig):
+        items = [(f"{prefix}{name}", node._get_node(name)) for name in node]
+    elif isinstance(node, ListConfig):
+        items = [(f"{prefix[:-1]}[{i}]", node._get_node(i)) for i in range(len(node))]
+    else:
+        return []
+    missing = []
+    for key, child in items:
+        if child._is_missing():
+            missing.append(key)
+        elif not child._is_interpolation():
+            missing += missing_values(child, f"{key}.")
+    return missing
+
+
+def check_no_missing_values(config: DictConfig) -> None:
+    """Raise ConfigError naming every key of a job's config left at `???` (Hydra's own
+    section aside): a value the user must give, such as data=npz's files."""
+    missing = [key for key in missing_values(config) if not key.startswith("hydra.")]
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing: this config "
+            f"needs a value, e.g. {missing[0]}=..."
+        )

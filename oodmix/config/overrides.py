@@ -1,8 +1,9 @@
 """Checks the command line before Hydra composes anything, so a typo costs no training.
 
 Hydra reports an unknown group option over many lines; here it becomes one line naming the
-key, the value and the options there are. Values of ruled keys (see validation.RULES) are
-checked too, every value of a sweep included.
+key, the value and the options there are, and an option that needs a package not installed
+names the extra to install. Values are checked once the config is composed: their types by
+Hydra against the schema, their ranges by the classes that use them (oodmix.config.preflight).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Override
+from omegaconf import OmegaConf
 
+from oodmix.config.errors import ConfigError
 from oodmix.config.paths import config_dir, group_options
-from oodmix.config.validation import ConfigError, check_value
 
 _OPTUNA = ("hydra_plugins.hydra_optuna_sweeper", "Hydra's Optuna sweeper", "optuna")
 _JOBLIB = ("hydra_plugins.hydra_joblib_launcher", "Hydra's joblib launcher", "joblib")
@@ -59,6 +61,12 @@ def _check_optional_package(key: str, value: Any) -> None:
         )
 
 
+def task_overrides(config: Any) -> list[str]:
+    """A composed config's overrides as typed (hydra.overrides.task), their `${...}` left as
+    text: reading them as values would resolve `loss.beta=${nope}` and fail."""
+    return list(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
+
+
 def override_values(override: Override) -> Iterator[Any]:
     """Every value an override gives: one, or each choice of a sweep (ranges: left to the run)."""
     value = override.value()
@@ -69,7 +77,8 @@ def override_values(override: Override) -> Iterator[Any]:
 
 
 def check_command_line(argv: Sequence[str]) -> None:
-    """Raise ConfigError for an unknown option of a config group or a value a rule forbids."""
+    """Raise ConfigError for an unknown option of a config group, or one whose package is
+    not installed."""
     try:
         args = get_args_parser().parse_args(list(argv))
         overrides = OverridesParser.create().parse_overrides(args.overrides)
@@ -93,8 +102,3 @@ def check_command_line(argv: Sequence[str]) -> None:
                     raise ConfigError(
                         f"{key}={value} is not allowed: {key} must be one of {', '.join(options)}"
                     )
-        else:
-            for value in override_values(override):
-                if isinstance(value, str) and "${" in value:
-                    continue  # an interpolation: checked once the run's config is composed
-                check_value(key, value)

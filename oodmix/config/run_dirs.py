@@ -16,8 +16,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from oodmix.config.errors import ConfigError
 from oodmix.config.paths import shown_path
-from oodmix.config.validation import ConfigError
 
 #: Folders this process created through claim_fresh_dir, parents included, in creation order.
 #: OmegaConf evaluates an interpolation that it merges another value over, so while Hydra

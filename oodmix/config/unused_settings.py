@@ -15,7 +15,6 @@ Defaults are never refused: a shipped config may well set a knob that one object
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +22,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from oodmix.batch_parts import MIXED_PARTS, OOD_PARTS
+from oodmix.config.errors import ConfigError
 from oodmix.config.job import refers_to
-from oodmix.config.validation import ConfigError
+from oodmix.config.overrides import task_overrides
 
 
 @dataclass(frozen=True)
@@ -135,19 +135,6 @@ def chosen(overrides: Iterable[str], searched: Iterable[str] = ()) -> list[Choic
     return found
 
 
-def group_choices(overrides: Iterable[str], groups: Sequence[str]) -> dict[str, list[str]]:
-    """For each config group in `groups` that `overrides` sweep: the options swept."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import ChoiceSweep
-
-    swept = {}
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
-        value = override.value()
-        if override.key_or_group in groups and isinstance(value, ChoiceSweep):
-            swept[override.key_or_group] = [str(v) for v in value.list]
-    return swept
-
-
 def refusal(choice: Choice, runs: Sequence[tuple[str, bool]]) -> str | None:
     """The one-line reason to refuse `choice`, given for each run of the command (labelled by
     its group choice, e.g. "loss=ce") whether it uses the knob; None when it is fine."""
@@ -196,53 +183,22 @@ def _label(label: str, group: str | None) -> str:
     return next((p for p in label.split() if p.startswith(f"{group}=")), "")
 
 
-def combinations(swept: dict[str, list[str]]) -> list[list[str]]:
-    """Every combination of the swept group options, as override lists."""
-    keys = list(swept)
-    return [
-        [f"{k}={v}" for k, v in zip(keys, values)]
-        for values in itertools.product(*(swept[k] for k in keys))
-    ]
-
-
 #: The config groups whose choice decides whether a knob is used (see USES).
 GROUPS = ("loss", "detector")
 
 
-def _run_label(choices: Any) -> str:
+def run_label(choices: Any) -> str:
+    """A run's label by its choices of GROUPS, e.g. "loss=ce detector=msp"."""
     return " ".join(f"{g}={choices[g]}" for g in GROUPS if choices and choices.get(g))
 
 
 def check_run(config: DictConfig) -> None:
     """A single run: refuse a knob given on its command line that the run does not use."""
     hydra_cfg = config.hydra
-    label = _run_label(hydra_cfg.runtime.choices)
-    check_settings_used([(label, config)], list(hydra_cfg.overrides.task))
+    label = run_label(hydra_cfg.runtime.choices)
+    check_settings_used([(label, config)], task_overrides(config))
 
 
 def sweeper_params(config: DictConfig) -> dict[str, str]:
     """The sweeper's own parameters (an experiment's sweep, Optuna's search space)."""
     return dict(OmegaConf.select(config, "hydra.sweeper.params") or {})
-
-
-def check_sweep(config: DictConfig) -> None:
-    """A multirun: compose each combination of the swept objectives and detectors (the other
-    swept values do not decide what is used), then refuse as described in the module doc."""
-    from hydra import compose
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    params = sweeper_params(config)
-    overrides = list(config.hydra.overrides.task) + [f"{k}={v}" for k, v in params.items()]
-    swept = group_choices(overrides, GROUPS)
-    if not swept:  # every job uses what this config uses
-        label = _run_label(config.hydra.runtime.choices)
-        check_settings_used([(label, config)], overrides, searched=params)
-        return
-    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    fixed = [line for line in fixed if line.split("=", 1)[0].lstrip("+~") not in swept]
-    runs = []
-    for combination in combinations(swept):
-        cfg = compose(config_name="train", overrides=[*fixed, *combination])
-        runs.append((" ".join(combination), cfg))
-    check_settings_used(runs, overrides, searched=params)

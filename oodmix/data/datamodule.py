@@ -10,8 +10,9 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
+from oodmix.allowed import boolean, integer_at_least, optional_integer_at_least
 from oodmix.batch_parts import MIXED_PARTS, OOD_PARTS, TRAIN_PARTS
-from oodmix.data.loaders import EvalBatches, TrainBatches
+from oodmix.data.loaders import EvalBatches, TrainBatches, steps_per_chunk_of
 from oodmix.data.mixup import Mixup
 
 
@@ -140,6 +141,14 @@ class OODDataModule(SplitsDataModule):
     lam ~ Beta(mixup.alpha, mixup.alpha): id_mix mixes ID only with ID, ood_mix OOD only with
     OOD, cross_mix ID with OOD (target lam * onehot(y) + (1 - lam) * uniform). The draws come
     with each step batch from its loader (the run's own random stream, see oodmix.data.mixup).
+
+    Allowed values (refused with a ValueError naming the config key, data.<name>):
+      batch_size       ID points per step: an integer >= 1
+      ood_batch_size   OOD points per step: null (as many as ID) or an integer >= 1
+      eval_batch_size  points per evaluation batch: an integer >= 1
+      drop_last        whether an epoch drops its last, smaller step: true or false
+      steps_per_chunk  optimiser steps per Lightning batch: an integer >= 1
+      mixup            null (no mixed batches) or {alpha: ...}, see Mixup
     """
 
     num_features: int
@@ -158,14 +167,16 @@ class OODDataModule(SplitsDataModule):
         steps_per_chunk: int = 16,
     ) -> None:
         super().__init__()
-        self.batch_size = batch_size
-        self.ood_batch_size = ood_batch_size  # None: as many as each ID batch
-        self.eval_batch_size = eval_batch_size
+        self.batch_size = integer_at_least("data.batch_size", batch_size, 1)
+        self.ood_batch_size = optional_integer_at_least(
+            "data.ood_batch_size", ood_batch_size, 1, "as many as ID"
+        )
+        self.eval_batch_size = integer_at_least("data.eval_batch_size", eval_batch_size, 1)
         self.seed = seed
         # mixup.pairs is the loss's business: it decides which mixed parts it requests.
         self.mixup = Mixup(alpha=mixup["alpha"]) if mixup else None
-        self.drop_last = drop_last
-        self.steps_per_chunk = steps_per_chunk  # optimiser steps per Lightning batch
+        self.drop_last = boolean("data.drop_last", drop_last)
+        self.steps_per_chunk = steps_per_chunk_of("data.steps_per_chunk", steps_per_chunk)
         self.parts: frozenset[str] = frozenset({"id", "ood"})
         self.splits: OODSplits | None = None
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from oodmix.allowed import is_int, is_number, is_sequence, require
 from oodmix.data.datamodule import EvalSet, OODDataModule, OODSplits
 
 
@@ -22,12 +24,21 @@ def load_digit_images() -> tuple[np.ndarray, np.ndarray]:
     return (digits.data / 16.0).astype(np.float32), digits.target.astype(np.int64)
 
 
+def _digit_list(key: str, value: Any, at_least: int, allowed: str) -> list[int]:
+    """A list of at least `at_least` digits 0-9 (`allowed`: the words for it)."""
+    holds = (
+        is_sequence(value)
+        and len(value) >= at_least
+        and all(is_int(d) and 0 <= d <= 9 for d in value)
+    )
+    return list(require(key, value, holds, allowed))
+
+
 def digit_classes_problem(
     id_classes: Sequence[int], ood_train_classes: Sequence[int], ood_test_classes: Sequence[int]
 ) -> str | None:
-    """Why the three class lists are not allowed, in one line; None when they are: non-empty
-    lists of digits 0-9 that share no digit. DigitsDataModule refuses with it, and the config
-    check before a run (oodmix.config.consistency) calls it, so both say the same."""
+    """Why the three class lists, each a list of digits 0-9, are not allowed, in one line; None
+    when they are: they share no digit."""
     lists = {
         "id_classes": list(id_classes),
         "ood_train_classes": list(ood_train_classes),
@@ -35,8 +46,6 @@ def digit_classes_problem(
     }
     seen: dict[int, str] = {}
     for name, digits in lists.items():
-        if not digits or not all(d in range(10) for d in digits):
-            return f"data.{name}={digits} is not allowed: it must be a non-empty list of digits 0-9"
         for digit in digits:
             if seen.get(digit, name) != name:
                 return (
@@ -55,6 +64,13 @@ class DigitsDataModule(OODDataModule):
     (so model selection never sees the test OOD classes); the test set holds the ID test images
     and every image of the held-out classes. Input: the 64 pixel intensities scaled to [0, 1].
     ID labels are renumbered 0..K-1 in the order of `id_classes`.
+
+    Allowed values (refused with a ValueError naming the config key, before any image is read):
+      id_classes         a list of at least 2 digits 0-9, e.g. [0,1]
+      ood_train_classes  a non-empty list of digits 0-9, e.g. [0,1,2]
+      ood_test_classes   a non-empty list of digits 0-9, e.g. [0,1,2]
+                         (no digit in two of the three lists)
+      fractions          three positive fractions (train, val, test) summing to 1
     """
 
     num_features = 64
@@ -68,14 +84,24 @@ class DigitsDataModule(OODDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        reason = digit_classes_problem(id_classes, ood_train_classes, ood_test_classes)
+        self.id_classes = _digit_list(
+            "data.id_classes", id_classes, 2, "a list of at least 2 digits 0-9, e.g. [0,1]"
+        )
+        ood = "a non-empty list of digits 0-9, e.g. [0,1,2]"
+        self.ood_train_classes = _digit_list("data.ood_train_classes", ood_train_classes, 1, ood)
+        self.ood_test_classes = _digit_list("data.ood_test_classes", ood_test_classes, 1, ood)
+        reason = digit_classes_problem(
+            self.id_classes, self.ood_train_classes, self.ood_test_classes
+        )
         if reason:
             raise ValueError(reason)
-        if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) <= 0:
-            raise ValueError(f"data.fractions={list(fractions)}: three positive parts summing to 1")
-        self.id_classes = list(id_classes)
-        self.ood_train_classes = list(ood_train_classes)
-        self.ood_test_classes = list(ood_test_classes)
+        holds = (
+            is_sequence(fractions, 3)
+            and all(is_number(f) and f > 0 for f in fractions)
+            and abs(sum(fractions) - 1) < 1e-6
+        )
+        allowed = "three positive fractions (train, val, test) summing to 1"
+        require("data.fractions", fractions, holds, allowed)
         self.fractions = tuple(float(f) for f in fractions)
         self.num_classes = len(self.id_classes)
 

@@ -1,23 +1,55 @@
 """Regions of the plane with exact membership tests, and uniform samplers over them.
 
 Evaluation labels come from `contains`, so they are exact rather than estimated.
+
+A region refuses a value it cannot use when it is built, in one line naming `<where>.<field>`:
+`where` is the region's config key when a datamodule builds it from its config
+(data.disks[1], data.classes[0].region), else the class's name (Disk, Annulus).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 
 import torch
+
+from oodmix.allowed import is_number, number_above, number_at_least, point, require
+
+#: Rounding slack of an angle written with finitely many digits (6.283185307179586 in yaml).
+_ANGLE_SLACK = 1e-9
+
+Extent = tuple[float, float, float, float]
+
+
+def sector_angle(key: str, value: float) -> float:
+    """An angle in radians in [0, 2 pi] (where a ring sector starts or ends)."""
+    holds = is_number(value) and 0 <= value <= 2 * math.pi + _ANGLE_SLACK
+    return require(key, value, holds, "an angle in radians in [0, 2 pi]")
 
 
 @dataclass(frozen=True)
 class Disk:
-    """The closed disk ||x - center|| <= radius in R^2."""
+    """The closed disk ||x - center|| <= radius in R^2.
+
+    center: two finite numbers; radius: a finite number > 0. `where` names the disk in a
+    refusal (its config key, e.g. data.disks[1]); it is not part of the disk.
+    """
 
     center: tuple[float, float]
     radius: float
+    where: InitVar[str] = "Disk"
+
+    def __post_init__(self, where: str) -> None:
+        # A tuple whatever sequence came in (a config's ListConfig): hashable, like the disk.
+        object.__setattr__(self, "center", point(f"{where}.center", self.center))
+        number_above(f"{where}.radius", self.radius, 0)
+
+    def extent(self) -> Extent:
+        """(x_min, x_max, y_min, y_max): the disk's exact bounding box."""
+        (cx, cy), r = self.center, self.radius
+        return cx - r, cx + r, cy - r, cy + r
 
     def contains(self, points: torch.Tensor) -> torch.Tensor:
         """Boolean mask of the points (N, 2) that lie in the disk (boundary included)."""
@@ -45,27 +77,15 @@ def ring_sector_problem(
     theta_end: float = 2 * math.pi,
     where: str = "Annulus",
 ) -> str | None:
-    """Why these radii and angles are not a ring sector, in one line naming `<where>.<field>`;
-    None when they are one: 0 <= r_in < r_out and 0 <= theta_start < theta_end <= 2 pi.
-
-    The one statement of the rule: Annulus refuses with it, and the config check before a run
-    (oodmix.config.consistency) calls it with the config key of the region as `where`.
-    """
-    bounds = [
-        ("r_in", r_in, 0 <= r_in, "it must be >= 0"),
-        ("r_in", r_in, r_in < r_out, f"it must be below r_out={r_out}"),
-        ("theta_start", theta_start, 0 <= theta_start, "it must be >= 0"),
-        (
-            "theta_start",
-            theta_start,
-            theta_start < theta_end,
-            f"it must be below theta_end={theta_end}",
-        ),
-        ("theta_end", theta_end, theta_end <= 2 * math.pi + 1e-9, "it must be at most 2 pi"),
-    ]
-    for name, value, holds, requirement in bounds:
-        if not holds:
-            return f"{where}.{name}={value} is not allowed: {requirement}"
+    """Why radii and angles, each in its own range, are not a ring sector, in one line naming
+    `<where>.<field>`; None when they are one: r_in < r_out and theta_start < theta_end."""
+    if not r_in < r_out:
+        return f"{where}.r_in={r_in} is not allowed: it must be below r_out={r_out}"
+    if not theta_start < theta_end:
+        return (
+            f"{where}.theta_start={theta_start} is not allowed: it must be below "
+            f"theta_end={theta_end}"
+        )
     return None
 
 
@@ -74,7 +94,11 @@ class Annulus:
     """{x : r_in <= ||x - center|| <= r_out, angle of x - center in [theta_start, theta_end]}.
 
     The full ring by default; a half ring (theta from 0 to pi, or pi to 2 pi) is one "moon".
-    Angles are in radians, measured counter-clockwise from the x axis, within [0, 2 pi].
+    Angles are in radians, measured counter-clockwise from the x axis.
+
+    center: two finite numbers; r_in: a finite number >= 0, below r_out, a finite number > 0;
+    theta_start and theta_end: angles in [0, 2 pi], theta_start below theta_end. `where` names
+    the ring in a refusal (its config key, e.g. data.classes[0].region); it is not part of it.
     """
 
     center: tuple[float, float]
@@ -82,11 +106,29 @@ class Annulus:
     r_out: float
     theta_start: float = 0.0
     theta_end: float = 2 * math.pi
+    where: InitVar[str] = "Annulus"
 
-    def __post_init__(self) -> None:
-        reason = ring_sector_problem(self.r_in, self.r_out, self.theta_start, self.theta_end)
+    def __post_init__(self, where: str) -> None:
+        object.__setattr__(self, "center", point(f"{where}.center", self.center))
+        number_at_least(f"{where}.r_in", self.r_in, 0)
+        number_above(f"{where}.r_out", self.r_out, 0)
+        sector_angle(f"{where}.theta_start", self.theta_start)
+        sector_angle(f"{where}.theta_end", self.theta_end)
+        reason = ring_sector_problem(
+            self.r_in, self.r_out, self.theta_start, self.theta_end, where=where
+        )
         if reason:
             raise ValueError(reason)
+
+    def extent(self) -> Extent:
+        """(x_min, x_max, y_min, y_max): the ring sector's exact bounding box."""
+        start, end = self.theta_start, self.theta_end
+        # The extremes of a ring sector lie at its end angles or where it crosses an axis
+        # direction (0, pi/2, pi, 3 pi/2, 2 pi), on its inner or outer circle.
+        axes = [k * math.pi / 2 for k in range(5) if start <= k * math.pi / 2 <= end]
+        radii = (self.r_in, self.r_out)
+        xs, ys = zip(*(self._at(r, theta) for theta in [start, end, *axes] for r in radii))
+        return min(xs), max(xs), min(ys), max(ys)
 
     def _polar(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         offset = points - torch.as_tensor(self.center, dtype=points.dtype, device=points.device)

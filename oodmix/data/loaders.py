@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from oodmix.allowed import integer_at_least
 from oodmix.batch_parts import MIXED_PARTS
 from oodmix.data.mixup import Mixup, MixupDraws
 
@@ -26,6 +27,12 @@ def shard(n: int, rank: int, world_size: int) -> slice:
     base, extra = divmod(n, world_size)
     start = rank * base + min(rank, extra)
     return slice(start, start + base + (1 if rank < extra else 0))
+
+
+def steps_per_chunk_of(key: str, value: int) -> int:
+    """Optimiser steps per chunk (one Lightning batch): an integer >= 1. Checked where the value
+    is given: by OODDataModule (data.steps_per_chunk) and by ChunkedSteps (built from Python)."""
+    return integer_at_least(key, value, 1)
 
 
 class ChunkedSteps:
@@ -42,10 +49,8 @@ class ChunkedSteps:
         steps_per_chunk: int = 1,
         chunks_done: Callable[[], int] | None = None,
     ) -> None:
-        if steps_per_chunk < 1:
-            raise ValueError(f"steps_per_chunk={steps_per_chunk} is not allowed: it must be >= 1")
         self.epoch = epoch
-        self.steps_per_chunk = steps_per_chunk
+        self.steps_per_chunk = steps_per_chunk_of("steps_per_chunk", steps_per_chunk)
         # How many chunks of the current epoch have been trained (the trainer knows; the
         # iterator runs ahead of training by Lightning's prefetch), and a resume point.
         self.chunks_done = chunks_done or (lambda: 0)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from oodmix.allowed import number_above
 from oodmix.batch_parts import MIXED_PARTS
 
 
@@ -57,12 +58,13 @@ def partners(t: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
 
 
 class Mixup:
-    """Mixup with lam ~ Beta(alpha, alpha): draws from a numpy Generator, mixing on the device."""
+    """Mixup with lam ~ Beta(alpha, alpha): draws from a numpy Generator, mixing on the device.
+
+    alpha (the config's mixup.alpha): a finite number > 0.
+    """
 
     def __init__(self, alpha: float) -> None:
-        if not alpha > 0:
-            raise ValueError(f"mixup.alpha={alpha} is not allowed: alpha must be > 0")
-        self.alpha = float(alpha)
+        self.alpha = float(number_above("mixup.alpha", alpha, 0))
 
     def draw(self, rng: np.random.Generator, n: int, pool: int | None = None) -> Draw:
         """n weights lam ~ Beta(alpha, alpha) and n partners: a permutation of range(n), or,

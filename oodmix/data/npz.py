@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from oodmix.config.validation import ConfigError
+from oodmix.allowed import require
+from oodmix.config.errors import ConfigError
 from oodmix.data.datamodule import EvalSet, OODDataModule, OODSplits
 
 
@@ -17,9 +19,8 @@ class DataError(ConfigError):
 
 
 def _load(path: str | Path, what: str) -> dict[str, np.ndarray]:
+    """The arrays of an existing file (NpzDataModule has checked that it is one)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data.{what}={path}: no such file")
     if not zipfile.is_zipfile(path):
         raise DataError(f"data.{what}={path}: not an .npz archive (write it with numpy.savez)")
     try:
@@ -82,12 +83,17 @@ class NpzDataModule(OODDataModule):
       val:    x (n, D), is_id (n,) 0/1 or bool, y (n,) class of ID points (optional; -1 for OOD)
       test:   the same keys as val
 
-    Every array is checked when the datamodule is built (shape, dtype, NaN/inf, label range);
-    a problem stops the run with one line naming the file, the array and what is wrong.
+    train, val, test (data.train, data.val, data.test): each the path of an existing file,
+    refused with a ValueError naming the key before any file is read. Every array is then
+    checked when the datamodule is built (shape, dtype, NaN/inf, label range); a problem stops
+    the run with one line (DataError) naming the file, the array and what is wrong.
     """
 
     def __init__(self, train: str, val: str, test: str, **kwargs) -> None:
         super().__init__(**kwargs)
+        for key, path in (("data.train", train), ("data.val", val), ("data.test", test)):
+            holds = isinstance(path, (str, os.PathLike)) and os.path.isfile(path)
+            require(key, path, holds, "the path of an existing file")
         arrays = _load(train, "train")
         where = f"data.train={train}"
         x_id = _features(arrays, "x_id", where, None)

@@ -8,9 +8,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from oodmix.allowed import integer_at_least, is_number, is_sequence, number_above, require
 from oodmix.data.datamodule import EvalSet, OODDataModule, OODSplits
 from oodmix.data.geometry import (
+    Annulus,
     Box,
+    Disk,
     Region,
     distance_to_support,
     inside_any,
@@ -18,18 +21,43 @@ from oodmix.data.geometry import (
     sample_box_where,
 )
 
+#: The regions a class of data.classes may have, by the `_target_` its config names.
+REGION_TARGETS: dict[str, type[Region]] = {
+    f"{cls.__module__}.{cls.__qualname__}": cls for cls in (Disk, Annulus)
+}
+
+#: Slack of the box-contains-support rule: a region touching the box's edge is inside.
+_EDGE_SLACK = 1e-9
+
 
 def shift_margins_problem(near_margin: float, far_margin: float) -> str | None:
-    """Why the margins of the shifted test sets are not allowed, in one line; None when they are:
-    0 < near_margin <= far_margin. ShapesDataModule refuses with it, and the config check before
-    a run (oodmix.config.consistency) calls it, so both say the same."""
-    if not near_margin > 0:
-        return f"data.near_margin={near_margin} is not allowed: it must be > 0"
+    """Why the margins of the shifted test sets, each a number > 0, are not allowed, in one
+    line; None when they are: near_margin <= far_margin."""
     if not near_margin <= far_margin:
         return (
             f"data.near_margin={near_margin} is not allowed: it must be <= "
             f"data.far_margin={far_margin} (near OOD lies closer to the ID support than far OOD)"
         )
+    return None
+
+
+def n_train_of(key: str, value: Any) -> int:
+    """The ID training points of one class: an integer >= 1."""
+    return integer_at_least(key, value, 1)
+
+
+def box_problem(low: float, high: float, regions: Sequence[tuple[str, Region]]) -> str | None:
+    """Why data.box=[low, high] is not allowed with these (config key, region) pairs, in one
+    line; None when it is: the box contains every region. Evaluation and OOD points are drawn
+    from the box, so ID support outside it would never be evaluated."""
+    for key, region in regions:
+        extent = region.extent()
+        if min(extent) < low - _EDGE_SLACK or max(extent) > high + _EDGE_SLACK:
+            x0, x1, y0, y1 = (round(e, 4) for e in extent)
+            return (
+                f"data.box={[low, high]} is not allowed: the box must contain the ID support, "
+                f"and {key} spans x in [{x0:g}, {x1:g}], y in [{y0:g}, {y1:g}]"
+            )
     return None
 
 
@@ -42,6 +70,15 @@ class ShapesDataModule(OODDataModule):
     n_shift ID points (uniform over the support) and n_shift OOD points each:
       test_near  OOD points at distance (0, near_margin] from the support
       test_far   OOD points farther than far_margin from the support
+
+    Allowed values (refused with a ValueError naming the config key, data.<name>):
+      classes      a list of at least 2 classes, each {region, n_train}: n_train an integer
+                   >= 1; region a Disk or an Annulus, or its config (a mapping whose
+                   `_target_` names one of them), built here so that a refusal names its key
+      box          [low, high] with low < high, two finite numbers: the square [low, high]^2,
+                   which must contain every region
+      n_ood_train  an integer >= 1;  n_val, n_test  integers >= 2;  n_shift  an integer >= 1
+      near_margin, far_margin  finite numbers > 0, near_margin <= far_margin
     """
 
     num_features = 2
@@ -59,17 +96,38 @@ class ShapesDataModule(OODDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.regions: list[Region] = [_as_region(c["region"]) for c in classes]
-        self.n_train_per_class = [int(c["n_train"]) for c in classes]
-        self.box = Box(float(box[0]), float(box[1]))
-        self.n_ood_train, self.n_val, self.n_test = n_ood_train, n_val, n_test
-        self.n_shift = n_shift
-        self.near_margin, self.far_margin = float(near_margin), float(far_margin)
-        reason = shift_margins_problem(near_margin, far_margin)
-        if reason:
-            raise ValueError(reason)
+        keyed = self._classes(classes)
+        self.regions: list[Region] = [region for _, region, _ in keyed]
+        self.n_train_per_class = [n_train for _, _, n_train in keyed]
+        holds = is_sequence(box, 2) and all(map(is_number, box)) and box[0] < box[1]
+        require("data.box", box, holds, "[low, high] with low < high: the square [low, high]^2")
+        low, high = box
+        self.box = Box(float(low), float(high))
+        self.n_ood_train = integer_at_least("data.n_ood_train", n_ood_train, 1)
+        self.n_val = integer_at_least("data.n_val", n_val, 2)
+        self.n_test = integer_at_least("data.n_test", n_test, 2)
+        self.n_shift = integer_at_least("data.n_shift", n_shift, 1)
+        self.near_margin = float(number_above("data.near_margin", near_margin, 0))
+        self.far_margin = float(number_above("data.far_margin", far_margin, 0))
+        for reason in (
+            shift_margins_problem(near_margin, far_margin),
+            box_problem(low, high, [(key, region) for key, region, _ in keyed]),
+        ):
+            if reason:
+                raise ValueError(reason)
         self.num_classes = len(self.regions)
         self.plot_box = (self.box.low, self.box.high)
+
+    def _classes(self, classes: Any) -> list[tuple[str, Region, int]]:
+        """(config key of the region, region, n_train) of each class of data.classes."""
+        holds = is_sequence(classes) and len(classes) >= 2
+        require("data.classes", classes, holds, "a list of at least 2 classes")
+        keyed = []
+        for i, c in enumerate(classes):
+            key = f"data.classes[{i}]"
+            region = _as_region(f"{key}.region", c["region"])
+            keyed.append((f"{key}.region", region, n_train_of(f"{key}.n_train", c["n_train"])))
+        return keyed
 
     def in_distribution(self, points: torch.Tensor) -> torch.Tensor:
         return inside_any(self.regions, points)
@@ -116,10 +174,17 @@ class ShapesDataModule(OODDataModule):
         return OODSplits(id_x, id_y, ood_x, val, test, extra)
 
 
-def _as_region(region: Any) -> Region:
-    """Hydra hands an instantiated dataclass inside a config back as a structured config node."""
+def _as_region(key: str, region: Any) -> Region:
+    """The region of a class: a Disk or an Annulus as given, or built here from its config (a
+    mapping whose `_target_` names Disk or Annulus), which names `key` in a refusal."""
     if isinstance(region, DictConfig):
+        # A plain mapping, or a region Hydra has built and handed back as a structured node.
         region = OmegaConf.to_object(region)
-    if not hasattr(region, "contains") or not hasattr(region, "sample"):
-        raise ValueError(f"data.classes[].region={region!r} is not a region (Disk, Annulus)")
-    return region
+    if isinstance(region, (Disk, Annulus)):
+        return region  # built by hand or by Hydra: it has checked its values, in its own name
+    target = region.get("_target_") if isinstance(region, Mapping) else None
+    cls = REGION_TARGETS.get(target) if isinstance(target, str) else None
+    targets = " or ".join(REGION_TARGETS)
+    require(key, region, cls is not None, f"a Disk or an Annulus (_target_: {targets})")
+    fields = {name: value for name, value in region.items() if name != "_target_"}
+    return cls(**fields, where=key)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from oodmix.data.geometry import Disk
-from oodmix.data.shapes import ShapesDataModule
+from oodmix.allowed import is_sequence, require
+from oodmix.data.geometry import Disk, Region
+from oodmix.data.shapes import ShapesDataModule, n_train_of
 
 
 class TwoDisksDataModule(ShapesDataModule):
@@ -16,11 +17,22 @@ class TwoDisksDataModule(ShapesDataModule):
     (-2, -2) and (2, 2); 2000 OOD training points in [-10, 10]^2 outside both disks; evaluation
     sets of 2000 points uniform in [-10, 10]^2, labelled ID or OOD exactly by disk membership;
     then the near and far test sets of ShapesDataModule. Any number of disks works.
+
+    disks: a list of at least 2 disks, each {center, radius, n_train}: center two finite
+    numbers, radius a finite number > 0, n_train an integer >= 1 (refused naming the key, e.g.
+    data.disks[1].radius). The other arguments are ShapesDataModule's.
     """
 
     def __init__(self, disks: Sequence[Mapping[str, Any]], **kwargs) -> None:
-        classes = [
-            {"region": Disk(tuple(d["center"]), float(d["radius"])), "n_train": d["n_train"]}
-            for d in disks
-        ]
-        super().__init__(classes, **kwargs)
+        super().__init__(disks, **kwargs)
+
+    def _classes(self, disks: Any) -> list[tuple[str, Region, int]]:
+        """(config key, disk, n_train) of each disk of data.disks."""
+        holds = is_sequence(disks) and len(disks) >= 2
+        require("data.disks", disks, holds, "a list of at least 2 disks")
+        keyed = []
+        for i, d in enumerate(disks):
+            key = f"data.disks[{i}]"
+            disk = Disk(d["center"], d["radius"], where=key)
+            keyed.append((key, disk, n_train_of(f"{key}.n_train", d["n_train"])))
+        return keyed

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from oodmix.allowed import number_above
+
 
 class EnergyScore(nn.Module):
     """s(x) = -E(x; T) = T * logsumexp_k(f_k(x) / T); higher means more in-distribution.
@@ -17,11 +19,7 @@ class EnergyScore(nn.Module):
 
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(
-                f"detector.temperature={temperature} is not allowed: temperature must be > 0"
-            )
-        self.temperature = float(temperature)
+        self.temperature = float(number_above("detector.temperature", temperature, 0))
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         return self.temperature * torch.logsumexp(logits / self.temperature, dim=-1)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oodmix.detectors.thresholds import DELTA_RANGE, is_probability_threshold
+from oodmix.detectors import thresholds
 from oodmix.inference.errors import InferenceError
 
 PROG = "oodmix-predict"
@@ -51,17 +50,9 @@ def check_threshold(delta: Any, score: Any = None) -> float:
     fixed scale (`fixed_threshold`: the max softmax probability), in delta's range, as training
     requires (oodmix.detectors.thresholds)."""
     try:
-        value = float(delta)
-    except (TypeError, ValueError):
-        value = math.nan
-    if isinstance(delta, bool) or not math.isfinite(value):
-        raise InferenceError(f"delta={delta} is not allowed: delta must be a finite number")
-    if getattr(score, "fixed_threshold", False) and not is_probability_threshold(value):
-        raise InferenceError(
-            f"delta={delta} is not allowed: the scores are probabilities (max softmax), so "
-            f"delta must be {DELTA_RANGE}"
-        )
-    return value
+        return thresholds.check_threshold(delta, getattr(score, "fixed_threshold", False))
+    except ValueError as refused:
+        raise InferenceError(str(refused)) from None
 
 
 def check_batch_size(batch_size: Any) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from oodmix.config.validation import ConfigError
+from oodmix.config.errors import ConfigError
 
 
 class InferenceError(ConfigError):

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from oodmix.allowed import number_at_least
+
 
 class OODLoss(nn.Module):
     """An objective over the parts of a training batch.
@@ -28,8 +30,5 @@ class OODLoss(nn.Module):
 
 
 def check_weight(name: str, value: float) -> float:
-    """A loss weight must be a finite number >= 0."""
-    value = float(value)
-    if not (value >= 0 and value != float("inf")):
-        raise ValueError(f"{name}={value} is not allowed: {name} must be a finite number >= 0")
-    return value
+    """A loss weight: a finite number >= 0 (`name` as the config names it, e.g. beta)."""
+    return float(number_at_least(name, value, 0))

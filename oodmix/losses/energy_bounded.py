@@ -8,20 +8,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from oodmix.allowed import finite_number, require
 from oodmix.losses.base import OODLoss, check_weight
 from oodmix.losses.functional import free_energy
-
-
-def energy_margins_problem(margin_in: float, margin_out: float) -> str | None:
-    """Why the energy margins are not allowed, in one line; None when margin_in < margin_out.
-    EnergyBoundedLoss refuses with it, and the config check before a run
-    (oodmix.config.consistency) calls it, so both say the same."""
-    if not margin_in < margin_out:
-        return (
-            f"loss.margin_in={margin_in} is not allowed: it must be below "
-            f"loss.margin_out={margin_out}"
-        )
-    return None
 
 
 class EnergyBoundedLoss(OODLoss):
@@ -40,9 +29,14 @@ class EnergyBoundedLoss(OODLoss):
     def __init__(self, weight: float = 0.1, margin_in: float = -6.0, margin_out: float = -2.0):
         super().__init__()
         self.weight = check_weight("loss.weight", weight)
-        reason = energy_margins_problem(margin_in, margin_out)
-        if reason:
-            raise ValueError(reason)
+        margin_out = finite_number("loss.margin_out", margin_out)
+        # The hinges push ID energies below margin_in and OOD ones above margin_out.
+        require(
+            "loss.margin_in",
+            finite_number("loss.margin_in", margin_in),
+            margin_in < margin_out,
+            f"below loss.margin_out={margin_out}",
+        )
         self.margin_in, self.margin_out = float(margin_in), float(margin_out)
 
     def forward(

@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from oodmix.batch_parts import PAIRS_PARTS
+from oodmix.allowed import one_of
+from oodmix.batch_parts import PAIRS_PARTS, MixupPairs
 from oodmix.losses.functional import kl_uniform, soft_cross_entropy
 
 
@@ -27,12 +28,10 @@ def resolve_pairs(pairs: str | None, default: str) -> str:
     the paper's objective, cross for MixOE), so that every value a user sets is honoured."""
     if pairs is None:
         return default
-    if pairs not in PAIRS_PARTS:
-        raise ValueError(
-            f"mixup.pairs={pairs!r} is not allowed: mixup.pairs must be null (the objective's "
-            f"own), within, cross or both"
-        )
-    return pairs
+    one_of(
+        "mixup.pairs", pairs, list(MixupPairs), "null (the objective's own), within, cross or both"
+    )
+    return MixupPairs(pairs).value
 
 
 def mixed_parts(pairs: str) -> frozenset[str]:

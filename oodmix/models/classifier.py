@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from oodmix.allowed import is_number, one_of, require
 from oodmix.batch_parts import TRAIN_PARTS
 from oodmix.failures import TrainingDiverged
 from oodmix.losses.base import OODLoss
@@ -122,8 +123,15 @@ class OODClassifier(L.LightningModule):
         self.automatic_optimization = False
         # Lightning's Trainer(gradient_clip_val=...) applies to automatic optimisation only;
         # under manual optimisation the module clips, through the same precision plugin.
-        self.gradient_clip_val = gradient_clip_val
-        self.gradient_clip_algorithm = gradient_clip_algorithm
+        self.gradient_clip_val = require(
+            "model.gradient_clip_val",
+            gradient_clip_val,
+            gradient_clip_val is None or (is_number(gradient_clip_val) and gradient_clip_val > 0),
+            "null (no clipping) or a number > 0",
+        )
+        self.gradient_clip_algorithm = one_of(
+            "model.gradient_clip_algorithm", gradient_clip_algorithm, ("norm", "value")
+        )
         # The resolved run config travels in every checkpoint: a checkpoint says how it was made.
         self.save_hyperparameters({"config": config or {}})
 

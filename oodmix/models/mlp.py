@@ -7,6 +7,8 @@ from itertools import pairwise
 
 from torch import nn
 
+from oodmix.allowed import is_int, is_sequence, one_of, require
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
@@ -20,16 +22,15 @@ class MLP(nn.Sequential):
         hidden: Sequence[int] = (64, 64),
         activation: str = "relu",
     ) -> None:
-        hidden = list(hidden)
-        if not hidden or any(int(w) != w or w < 1 for w in hidden):
-            raise ValueError(
-                f"model.hidden={hidden} is not allowed: give a non-empty list of widths >= 1"
+        hidden = list(
+            require(
+                "model.hidden",
+                list(hidden) if is_sequence(hidden) else hidden,
+                lambda h: is_sequence(h) and len(h) > 0 and all(is_int(w) and w >= 1 for w in h),
+                "a non-empty list of integer widths >= 1, e.g. [32,32]",
             )
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"model.activation={activation!r} is not allowed: "
-                f"choose one of {', '.join(sorted(ACTIVATIONS))}"
-            )
+        )
+        one_of("model.activation", activation, sorted(ACTIVATIONS))
         layers: list[nn.Module] = []
         widths = [in_features, *hidden]
         for width_in, width_out in pairwise(widths):

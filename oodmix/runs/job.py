@@ -10,9 +10,8 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from oodmix.config.errors import debugging
+from oodmix.config.errors import ConfigError, debugging
 from oodmix.config.paths import shown_path
-from oodmix.config.validation import ConfigError
 from oodmix.failures import RunFailure
 from oodmix.files import no_space_left
 from oodmix.runs.build import build_run

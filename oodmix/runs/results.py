@@ -9,6 +9,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from oodmix.allowed import require
 from oodmix.config.paths import shown_path
 from oodmix.files import write_json_atomic
 from oodmix.runs.context import choice, in_multirun
@@ -24,6 +25,17 @@ TABLE_ROWS = {
     "test/fpr95": "FPR at 95% TPR",
     "test/acc": "ID accuracy",
 }
+
+
+def check_optimized_metric(name: Any) -> str:
+    """optimized_metric, the value a run hands to Hydra's sweepers: a validation metric
+    (val/<name>), never a test one, which would leak the test set into model selection."""
+    return require(
+        "optimized_metric",
+        name,
+        isinstance(name, str) and name.startswith("val/"),
+        "a validation metric, val/<name>, e.g. val/f1",
+    )
 
 
 def format_results(metrics: dict[str, Any], threshold: str, output: Path) -> str:

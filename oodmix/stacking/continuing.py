@@ -28,9 +28,9 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from oodmix.checkpoints.interrupts import RESUME_KEY
+from oodmix.config.errors import ConfigError
 from oodmix.config.job import job_config
 from oodmix.config.paths import shown_path
-from oodmix.config.validation import ConfigError
 from oodmix.stacking.checkpoint import (
     GROUP_RECORD,
     damaged_metrics,

@@ -102,11 +102,9 @@ class StackedGroup:
         self.values[k] = None
 
     def _build_members(self) -> list[int]:
-        """Validate and build each job's parts as its solo run would (its seed first: the
+        """Build each job's parts as its solo run would (its seed first: the
         network's initial weights are drawn from it); a job refused here fails alone."""
-        import lightning as L
-
-        from oodmix.config.validation import validate
+        from oodmix.runs.build import seed_run
         from oodmix.runs.parts import build_parts, quiet_lightning
 
         quiet_lightning()
@@ -115,8 +113,7 @@ class StackedGroup:
         for k, cfg in enumerate(self.jobs):
             self._as_job(k)
             try:
-                validate(cfg)
-                L.seed_everything(cfg.seed, workers=True, verbose=False)
+                seed_run(cfg.seed)
                 self.parts[k] = build_parts(cfg)
             except Exception as error:
                 self._fail(k, error)
@@ -193,7 +190,9 @@ class StackedGroup:
         """Job k's resolved config as a plain dict (its logger's hyperparameters, its
         checkpoints' config), made once: converting a config takes milliseconds."""
         if k not in self._run_configs:
-            self._run_configs[k] = OmegaConf.to_container(self.jobs[k], resolve=True)
+            self._run_configs[k] = OmegaConf.to_container(
+                self.jobs[k], resolve=True, enum_to_str=True
+            )
         return self._run_configs[k]
 
     def _member_values(self, members: list[int], key: str) -> list[Any]:

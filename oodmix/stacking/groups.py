@@ -64,8 +64,8 @@ def _is_number(value: Any) -> bool:
 def _job_leaves(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """The leaves of `cfg` without Hydra's section: (as written, resolved)."""
     job = job_config(cfg)
-    raw = dict(_leaves(OmegaConf.to_container(job, resolve=False)))
-    return raw, dict(_leaves(OmegaConf.to_container(job, resolve=True)))
+    raw = dict(_leaves(OmegaConf.to_container(job, resolve=False, enum_to_str=True)))
+    return raw, dict(_leaves(OmegaConf.to_container(job, resolve=True, enum_to_str=True)))
 
 
 def _member_paths(raw: dict[str, Any], resolved: dict[str, Any]) -> set[str]:

@@ -18,7 +18,7 @@ from console_scripts import run_script
 from oodmix.checkpoints import AtomicCheckpointIO
 from oodmix.checkpoints.interrupts import invoked_command
 from oodmix.checkpoints.resume import check_same_settings
-from oodmix.config.validation import ConfigError
+from oodmix.config.errors import ConfigError
 from oodmix.data.loaders import TrainBatches
 from oodmix.runs.job import train
 
@@ -98,7 +98,7 @@ def test_resume_with_other_settings_is_refused(compose_config, tmp_path):
         check_same_settings(str(last), {**config, "beta": 0.5})
     assert str(error.value) == (
         f"ckpt_path={last} is not allowed with beta=0.5: the checkpoint was trained with "
-        "beta=1.0; resume with the same settings (only trainer.max_epochs, trainer.max_steps, "
+        "beta=1; resume with the same settings (only trainer.max_epochs, trainer.max_steps, "
         "progress, quiet may change) or start a new run"
     )
 
@@ -169,7 +169,7 @@ def test_resume_with_a_changed_setting_is_refused_before_anything_is_written(tra
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"oodmix-train: error: ckpt_path={last} is not allowed with beta=0.5: the checkpoint "
-        f"was trained with beta=1.0{TAIL}"
+        f"was trained with beta=1{TAIL}"
     ]
     assert _snapshot(trained) == before
     assert not (trained.parent / "outputs").exists()
@@ -200,7 +200,7 @@ def test_a_multirun_cannot_resume_a_run(trained, sweep):
         # data.mixup.alpha and loss.alpha come from mixup.alpha
         (
             ["mixup.alpha=0.5"],
-            "with mixup.alpha=0.5: the checkpoint was trained with mixup.alpha=1.0",
+            "with mixup.alpha=0.5: the checkpoint was trained with mixup.alpha=1",
         ),
         # a config group: its choice, read from the run's .hydra/hydra.yaml
         (["loss=ce_kl"], "with loss=ce_kl: the checkpoint was trained with loss=ce_kl_mixup"),

@@ -175,11 +175,12 @@ def test_a_fixed_threshold_needs_no_run_folder(msp_run, tmp_path) -> None:
 def test_a_probability_threshold_outside_0_1_is_refused(msp_run, delta) -> None:
     """Max softmax probabilities lie in (0, 1]: at 1 or above every point is OOD, at 0 or
     below none (training refuses such a delta too); a max-logit threshold may be any number."""
+    from oodmix.allowed import shown
     from oodmix.detectors.thresholds import DELTA_RANGE
 
     # Training refuses the same delta in the same words (one statement of its range).
     assert DELTA_RANGE == "a number strictly between 0 and 1"
-    message = rf"delta={delta} is not allowed: .* delta must be {DELTA_RANGE}"
+    message = rf"delta={shown(delta)} is not allowed: .* delta must be {DELTA_RANGE}"
     with pytest.raises(InferenceError, match=message):
         load_detector(msp_run.tested_ckpt, delta=delta)
     detector = load_detector(msp_run.tested_ckpt)

@@ -42,3 +42,34 @@ def test_trains_through_hydra(compose_config) -> None:
     metrics = train(cfg)
     assert metrics["loss"] == "ce_maxent"
     assert json.loads((Path(cfg.output_dir) / "metrics.json").read_text()) == metrics
+
+
+def test_temperature_by_hand() -> None:
+    """T = 2 halves the logits: [0, ln 9] / 2 = [0, ln 3], so p_T = (1/4, 3/4) as above."""
+    logits = torch.tensor([[0.0, math.log(9.0)]])
+    batch = {"id": (logits, torch.tensor([1])), "ood": logits}
+    terms = MaxEntropyLoss(temperature=2.0)({"id": logits, "ood": logits}, batch)
+    assert terms["kl_rev"].item() == pytest.approx(
+        0.25 * math.log(0.5) + 0.75 * math.log(1.5), rel=1e-6
+    )
+
+
+def test_a_new_key_needs_no_edit_of_the_core(compose_config, multirun_config) -> None:
+    """loss.temperature, a key no other objective has, is typed, ranged and refused by the
+    class alone: the check before a run builds the objective, and the config package never
+    names the key."""
+    from oodmix.config.errors import ConfigError
+    from oodmix.config.preflight import check_job, check_sweep
+
+    config_package = Path(__file__).parents[2] / "oodmix" / "config"
+    assert not [p for p in config_package.glob("*.py") if "temperature" in p.read_text()]
+    check_job(compose_config("loss=ce_maxent", "loss.temperature=2"))
+    expected = "loss.temperature=0 is not allowed: loss.temperature must be a finite number > 0"
+    with pytest.raises(ConfigError) as single:
+        check_job(compose_config("loss=ce_maxent", "loss.temperature=0"))
+    assert str(single.value) == expected
+    # A sweep over it is refused before its first job.
+    sweep = multirun_config("loss=ce_maxent", "loss.temperature=2,0", "seed=0,1")
+    with pytest.raises(ConfigError) as swept:
+        check_sweep(sweep)
+    assert str(swept.value) == expected

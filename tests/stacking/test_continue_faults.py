@@ -11,7 +11,7 @@ import torch
 from hydra.types import RunMode
 from omegaconf import open_dict, read_write
 
-from oodmix.config.validation import ConfigError
+from oodmix.config.errors import ConfigError
 from oodmix.stacking import continuing
 from oodmix.stacking.checkpoint import damaged_metrics, latest_checkpoint, recorded_value
 

@@ -19,8 +19,8 @@ import torch
 from console_scripts import Completed, run_script
 
 from oodmix.checkpoints.interrupts import continue_command, invoked_command
+from oodmix.config.errors import ConfigError
 from oodmix.config.run_dirs import check_sweep_dir
-from oodmix.config.validation import ConfigError
 from oodmix.failures import TrainingDiverged
 from oodmix.stacking.checkpoint import (
     GroupState,
@@ -196,7 +196,7 @@ def test_a_stopped_sweep_continues_to_the_same_metrics(tmp_path, uninterrupted, 
         assert refused.returncode == 2, refused.stderr
         assert refused.stderr.strip().splitlines() == [
             "oodmix-train: error: hydra.launcher.resume=true is not allowed with beta=0.5: "
-            "sweep/0/checkpoints/last.ckpt (job #0) was trained with beta=1.0; continue with the "
+            "sweep/0/checkpoints/last.ckpt (job #0) was trained with beta=1; continue with the "
             "same settings (only trainer.max_epochs, trainer.max_steps, progress, quiet may "
             "change) or start a new sweep"
         ]

@@ -31,10 +31,10 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
 import oodmix.stacking.group_run as group_run
+from oodmix.config.errors import ConfigError
 from oodmix.config.job import job_config
 from oodmix.config.overrides import check_command_line
 from oodmix.config.paths import config_dir
-from oodmix.config.validation import ConfigError
 
 
 class RecordedCallbacks:
