@@ -8,7 +8,7 @@ three YAML dumps, about 50 ms a job, more than a member's share of the fit. A gr
 differ in a few values only, so here:
 
     the records     are OmegaConf.to_yaml of each job's config, made from one dump for the
-                    group (oodmix.config.yaml_texts) and written atomically
+                    group (oodmix.stacking.yaml_texts) and written atomically
     the registration is the job's config itself (oodmix.runs.context.make_current_job)
     the log file    each file handler of hydra.job_logging creates its file (empty; the group
                     logs to the sweep's log, as before)
@@ -63,8 +63,8 @@ def start_jobs(
     """Each job's folder, records and log file, and the callbacks' on_job_start, as run_job
     makes them before it runs the task; the jobs' JobReturns (their results come later:
     `end_jobs`). Each config holds its job's folder in hydra.runtime.output_dir."""
-    from oodmix.config.yaml_texts import yaml_texts
     from oodmix.files import write_text_atomic
+    from oodmix.stacking.yaml_texts import yaml_texts
 
     containers = [OmegaConf.to_container(cfg, resolve=False, enum_to_str=True) for cfg in configs]
     hydra_sections = [{"hydra": container.pop("hydra")} for container in containers]

@@ -18,9 +18,10 @@ checked by its job.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -28,28 +29,32 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from oodmix.config.errors import ConfigError, describe
+from oodmix.config.job import job_config
 from oodmix.config.overrides import task_overrides
 from oodmix.config.unused_settings import check_settings_used, run_label, sweeper_params
 
 
-def check_job(config: DictConfig) -> None:
-    """Build what a job of `config` builds, writing nothing; the first refusal as ConfigError."""
+def check_job(config: DictConfig, values: Mapping[str, Any] | None = None) -> None:
+    """Build what a job of `config` builds, writing nothing; the first refusal as ConfigError.
+    `values` (key -> value) are set on the job first: a sweep's values, without composing
+    again."""
     from oodmix.runs.build import build_run
     from oodmix.runs.parts import refusals_as_config_errors
 
-    job = copy.deepcopy(config)  # the config Hydra runs is left as it made it
+    job = job_config(config)  # a copy: the config Hydra runs is left as it made it
     hydra = HydraConfig.instance()
     before = hydra.cfg
     try:
         # The job's `${hydra:...}` values (its choices, in a title), as Hydra will set them.
-        hydra.set_config(job)
+        hydra.cfg = OmegaConf.masked_copy(config, "hydra")
         with tempfile.TemporaryDirectory(prefix="oodmix-check-") as scratch:
-            job.output_dir = scratch
-            # Every value read once, so that a bad interpolation is named by its key
-            # (OmegaConf.resolve names none).
             try:
+                _set_values(job, values or {})
+                job.output_dir = scratch
+                # Every value read once, so that a bad interpolation is named by its key
+                # (OmegaConf.resolve names none).
                 for name in job:
-                    if name != "hydra" and isinstance(job[name], (DictConfig, ListConfig)):
+                    if isinstance(job[name], (DictConfig, ListConfig)):
                         OmegaConf.to_container(job[name], resolve=True)
             except OmegaConfBaseException as error:
                 raise ConfigError(describe(error, []) or str(error)) from None
@@ -76,25 +81,42 @@ def _overrides(config: DictConfig) -> list[Any]:
     return [o for o in parser.parse_overrides(params) if o.key_or_group not in given] + command
 
 
-def sweep_jobs(config: DictConfig) -> tuple[list[list[str]], list[Any]]:
-    """The distinct jobs of a multirun, as override lists (the seed left at the composed
-    value), and the seeds it sweeps."""
+@dataclass
+class SweepJobs:
+    """The distinct jobs of a multirun: each config to compose (the fixed overrides with a
+    combination of the swept config-group options), each combination of the other swept
+    values (set on each composed config), and the seeds it sweeps."""
+
+    composed: list[list[str]]
+    values: list[dict[str, Any]]
+    seeds: list[Any]
+
+
+def sweep_jobs(config: DictConfig) -> SweepJobs:
+    """The distinct jobs of the multirun whose base config is `config` (see SweepJobs)."""
     from hydra.core.override_parser.types import IntervalSweep
 
+    groups = set(config.hydra.runtime.choices)
     fixed: list[str] = []
-    swept: list[list[str]] = []
+    swept_groups: list[list[str]] = []
+    swept_values: dict[str, list[Any]] = {}
     seeds: list[Any] = []
     for override in _overrides(config):
-        key = override.get_key_element()
         if not override.is_sweep_override():
             fixed.append(override.input_line)
         elif isinstance(override.value(), IntervalSweep):
             continue  # drawn by the sweeper while it runs (see the module docstring)
         elif override.key_or_group == "seed":
             seeds += list(override.sweep_iterator())
+        elif override.key_or_group in groups:
+            key = override.get_key_element()
+            swept_groups.append([f"{key}={v}" for v in override.sweep_string_iterator()])
         else:
-            swept.append([f"{key}={value}" for value in override.sweep_string_iterator()])
-    return [[*fixed, *combination] for combination in itertools.product(*swept)], seeds
+            key = override.get_key_element()  # +key adds it
+            swept_values[key] = list(override.sweep_iterator())
+    composed = [[*fixed, *choice] for choice in itertools.product(*swept_groups)]
+    values = [dict(zip(swept_values, v)) for v in itertools.product(*swept_values.values())]
+    return SweepJobs(composed, values, seeds)
 
 
 def check_sweep(config: DictConfig) -> None:
@@ -105,17 +127,30 @@ def check_sweep(config: DictConfig) -> None:
     from oodmix.runs.build import check_seed
     from oodmix.runs.parts import refusals_as_config_errors
 
-    jobs, seeds = sweep_jobs(config)
+    jobs = sweep_jobs(config)
     with refusals_as_config_errors():
-        for seed in seeds:
+        for seed in jobs.seeds:
             check_seed(seed)
     name = config.hydra.job.config_name
     runs = []
-    for overrides in jobs:
+    for overrides in jobs.composed:
         job = compose(config_name=name, overrides=overrides, return_hydra_config=True)
         runs.append((run_label(job.hydra.runtime.choices), job))
     searched = sweeper_params(config)
     every = task_overrides(config) + [f"{k}={v}" for k, v in searched.items()]
     check_settings_used(runs, every, searched=searched)
     for _, job in runs:
-        check_job(job)
+        # Each swept value set once on the composed config itself (ours to change), where the
+        # schema checks its type as composing the job would; a job's copy is untyped.
+        try:
+            for values in jobs.values:
+                _set_values(job, values)
+        except OmegaConfBaseException as error:
+            raise ConfigError(describe(error, []) or str(error)) from None
+        for values in jobs.values:
+            check_job(job, values)
+
+
+def _set_values(config: DictConfig, values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        OmegaConf.update(config, key.lstrip("+"), value, force_add=key.startswith("+"))

@@ -55,6 +55,41 @@ def check_threshold(delta: Any, score: Any = None) -> float:
         raise InferenceError(str(refused)) from None
 
 
+def check_device(device: Any) -> Any:
+    """`device` when it names one: cpu, cuda, cuda:<index> or auto (a torch.device passes);
+    InferenceError otherwise. Whether that device exists is resolve_device's question."""
+    if not isinstance(device, str) and type(device).__name__ == "device":  # torch.device
+        return device
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", str(device)):
+        raise InferenceError(
+            f"device={device} is not allowed: device must be cpu, cuda, cuda:<index> or auto"
+        )
+    return device
+
+
+def resolve_device(device: Any) -> Any:
+    """The torch.device `device` names. `auto`: the first CUDA GPU when torch sees one, else
+    the CPU; `cuda` needs a GPU. InferenceError for a name or a GPU that is not there."""
+    import torch  # here: the command line is checked before torch is imported
+
+    check_device(device)
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InferenceError(
+                f"device={device} is not allowed: torch finds no CUDA GPU here "
+                f"(torch {torch.__version__}); use device=cpu or device=auto"
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise InferenceError(
+                f"device={device} is not allowed: there are {torch.cuda.device_count()} "
+                "CUDA devices"
+            )
+    return resolved
+
+
 def check_batch_size(batch_size: Any) -> int:
     """An integer >= 1; InferenceError otherwise."""
     if isinstance(batch_size, str) and re.fullmatch(r"\+?\d+", batch_size.strip()):
@@ -110,11 +145,7 @@ def parse_args(argv: list[str]) -> Arguments:
         names = [f"{key}=" for key in missing]
         listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
         raise InferenceError(f"{listed} {'is' if len(names) == 1 else 'are'} missing; {USAGE}")
-    device = given.get("device", "cpu")
-    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", device):
-        raise InferenceError(
-            f"device={device} is not allowed: device must be cpu, cuda, cuda:<index> or auto"
-        )
+    device = check_device(given.get("device", "cpu"))
     overwrite = given.get("overwrite", "false")
     if overwrite.lower() not in ("true", "false"):
         raise InferenceError(

@@ -27,7 +27,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from oodmix.inference.arguments import DEFAULT_BATCH_SIZE, check_batch_size, check_threshold
+from oodmix.inference.arguments import (
+    DEFAULT_BATCH_SIZE,
+    check_batch_size,
+    check_threshold,
+    resolve_device,
+)
 from oodmix.inference.checkpoint import build_network, build_score, read_checkpoint, run_threshold
 from oodmix.inference.errors import InferenceError
 
@@ -44,30 +49,6 @@ class Detection(NamedTuple):
     score: Any  # (N,) float32
     is_ood: Any  # (N,) bool
     predicted_class: Any  # (N,) int64
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """`auto`: the first CUDA GPU when torch sees one, else the CPU; `cuda` needs a GPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InferenceError(
-            f"device={device} is not allowed: device must be cpu, cuda, cuda:<index> or auto"
-        ) from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InferenceError(
-                f"device={device} is not allowed: torch finds no CUDA GPU here "
-                f"(torch {torch.__version__}); use device=cpu or device=auto"
-            )
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise InferenceError(
-                f"device={device} is not allowed: there are {torch.cuda.device_count()} "
-                "CUDA devices"
-            )
-    return resolved
 
 
 class TrainedDetector:

@@ -26,7 +26,7 @@ class MemberLogger(Logger):
     test); they never change here, and writing them (the CSV logger's hparams.yaml, through
     OmegaConf) takes tens of milliseconds for a run's config, so a member's are written once.
     `hparams_yaml`, when given, is that file's text (`{"config": config}` as OmegaConf writes
-    it; a group makes its members' from one dump, oodmix.config.yaml_texts), which a CSV
+    it; a group makes its members' from one dump, oodmix.stacking.yaml_texts), which a CSV
     logger's hparams.yaml is then written from instead of being dumped again.
     """
 

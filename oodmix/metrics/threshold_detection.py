@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torchmetrics import Metric
 
+from oodmix.detectors.thresholds import check_threshold
 from oodmix.metrics.threshold_f1 import Positive, precision_recall_f1, threshold_counts
 
 
@@ -39,8 +40,8 @@ class ThresholdDetection(Metric):
         if positive not in ("id", "ood"):
             raise ValueError(f"positive={positive!r} is not allowed: choose 'id' or 'ood'")
         deltas = torch.as_tensor(delta, dtype=torch.float64)
-        if not bool(torch.isfinite(deltas).all()):
-            raise ValueError(f"delta={delta} is not allowed: delta must be a finite number")
+        for value in deltas.flatten().tolist():  # any score's threshold: a finite number
+            check_threshold(value, fixed_scale=False)
         #: One run: a float. A stack: each member's (K,), float64, a buffer, so that it moves to
         #: the device with the metric (no copy per batch); rounded to the scores' dtype where
         #: compared.

@@ -33,8 +33,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn
 from omegaconf import DictConfig, OmegaConf
 
-from oodmix.config.job import job_config, resolved_job_configs
+from oodmix.config.job import job_config
 from oodmix.runs.context import make_current_job
+from oodmix.stacking.like_configs import resolved_job_configs
 
 
 def train_group(
@@ -207,8 +208,8 @@ class StackedGroup:
 
         from oodmix.callbacks import DetectionEvaluation
         from oodmix.callbacks.member_checkpoints import MemberCheckpoints
-        from oodmix.config.yaml_texts import yaml_texts
         from oodmix.loggers.member import MemberLogger
+        from oodmix.stacking.yaml_texts import yaml_texts
 
         first = self.jobs[members[0]]
         configured = first.get("callbacks") or {}

@@ -302,28 +302,37 @@ def _energy():
 
 
 def test_a_sweep_lists_its_distinct_jobs_without_the_seeds(multirun_config) -> None:
-    cfg = multirun_config("loss=ce_kl,ce_kl_mixup", "beta=0.1,1", "seed=range(0,3)", "plots=false")
-    jobs, seeds = sweep_jobs(cfg)
-    assert seeds == [0, 1, 2]
-    assert jobs == [
-        ["plots=false", "loss=ce_kl", "beta=0.1"],
-        ["plots=false", "loss=ce_kl", "beta=1"],
-        ["plots=false", "loss=ce_kl_mixup", "beta=0.1"],
-        ["plots=false", "loss=ce_kl_mixup", "beta=1"],
+    """Config-group options are composed; the other swept values are set on each composed
+    config; the seeds are listed apart."""
+    cfg = multirun_config(
+        "loss=ce_kl,ce_kl_mixup",
+        "beta=0.1,1",
+        "+trainer.max_steps=5,7",
+        "seed=range(0,3)",
+        "plots=false",
+    )
+    jobs = sweep_jobs(cfg)
+    assert jobs.seeds == [0, 1, 2]
+    assert jobs.composed == [["plots=false", "loss=ce_kl"], ["plots=false", "loss=ce_kl_mixup"]]
+    assert jobs.values == [
+        {"beta": 0.1, "+trainer.max_steps": 5},
+        {"beta": 0.1, "+trainer.max_steps": 7},
+        {"beta": 1, "+trainer.max_steps": 5},
+        {"beta": 1, "+trainer.max_steps": 7},
     ]
 
 
 def test_an_experiments_sweep_counts_and_the_command_line_wins(multirun_config) -> None:
     """experiment=paper sweeps loss and seed through the sweeper's parameters."""
-    jobs, seeds = sweep_jobs(multirun_config("experiment=paper", "loss=ce_kl"))
-    assert seeds == [0, 1, 2, 3, 4]
-    assert jobs == [["experiment=paper", "loss=ce_kl"]]
+    jobs = sweep_jobs(multirun_config("experiment=paper", "loss=ce_kl"))
+    assert jobs.seeds == [0, 1, 2, 3, 4]
+    assert jobs.composed == [["experiment=paper", "loss=ce_kl"]] and jobs.values == [{}]
 
 
 def test_an_interval_is_left_to_the_trials(multirun_config) -> None:
     """Optuna's search space has no values to list: the check builds the other jobs."""
-    jobs, _ = sweep_jobs(multirun_config("loss=ce,ce_kl", "beta=interval(0.1,1)"))
-    assert jobs == [["loss=ce"], ["loss=ce_kl"]]
+    jobs = sweep_jobs(multirun_config("loss=ce,ce_kl", "beta=interval(0.1,1)"))
+    assert jobs.composed == [["loss=ce"], ["loss=ce_kl"]] and jobs.values == [{}]
 
 
 @pytest.mark.parametrize(
@@ -333,6 +342,8 @@ def test_an_interval_is_left_to_the_trials(multirun_config) -> None:
         (["beta=0.1,-2", "seed=0,1"], "beta=-2 is not allowed"),
         (["seed=0,-1"], "seed=-1 is not allowed: seed must be an integer >= 0"),
         (["seed=0,1", "callbacks.detection.epoch_metrics=[auroc],[ece]"], "epoch_metrics=ece"),
+        (["beta=0.1,abc"], "beta='abc' is not allowed: beta must be a number"),
+        (["data.n_val=100,abc"], "data.n_val='abc' is not allowed: data.n_val must be an integer"),
         (["loss=ce,ce_kl", "beta=0.1,1"], "beta=0.1,1 is not allowed with loss=ce"),
         (
             ["loss=ce_kl,energy", "detector=energy", "detector.temperature=0"],

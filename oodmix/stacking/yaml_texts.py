@@ -9,7 +9,7 @@ so the texts are made from one dump:
     text_k   = yaml(template), each marker replaced by member k's value as YAML writes it
 
 which is `OmegaConf.to_yaml` of member k's container, byte for byte
-(tests/config/test_yaml_texts.py). A member whose container has another shape (other keys,
+(tests/stacking/test_yaml_texts.py). A member whose container has another shape (other keys,
 another list length, a container where the first has a value), or whose value YAML would write
 over more than one line or fold at the line width, is dumped on its own instead.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from omegaconf._utils import get_omega_conf_dumper
 
-from oodmix.config.containers import differing_paths, leaves, shape
+from oodmix.stacking.containers import differing_paths, leaves, shape
 
 #: yaml.dump's line width (its default), past which a plain value with spaces is folded.
 _WIDTH = 80

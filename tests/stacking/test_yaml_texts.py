@@ -7,7 +7,7 @@ import random
 import pytest
 from omegaconf import OmegaConf
 
-from oodmix.config.yaml_texts import to_yaml, yaml_texts
+from oodmix.stacking.yaml_texts import to_yaml, yaml_texts
 
 
 def omegaconf_yaml(container):
@@ -113,7 +113,7 @@ def test_random_members_of_a_random_config():
 
 
 def test_like_members_are_dumped_once(monkeypatch):
-    import oodmix.config.yaml_texts as module
+    import oodmix.stacking.yaml_texts as module
 
     dumped = []
     real = module.to_yaml
