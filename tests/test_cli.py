@@ -167,6 +167,14 @@ BUILT_REFUSALS = {
         lambda tmp: ["-m", "seed=0,1", "data.n_val=100,abc"],
         "data.n_val='abc' is not allowed: data.n_val must be an integer >= 2",
     ),
+    "an Optuna search's fixed value": (
+        lambda tmp: ["hparams_search=optuna", "callbacks.model_checkpoint.mode=foo"],
+        "callbacks.model_checkpoint is not allowed: `mode` can be min, max but got foo",
+    ),
+    "an Optuna search's choice": (
+        lambda tmp: ["hparams_search=optuna", "hydra.sweeper.params.beta='choice(0.1,-1)'"],
+        "beta=-1 is not allowed: beta must be a finite number >= 0",
+    ),
     "a constructor": (_npz_with_a_nan, "'x_id' has NaN or inf in 1 rows (first: row 5)"),
     "no GPU": (
         lambda tmp: ["trainer=gpu"] if _no_gpu_here() else pytest.skip("a GPU is present"),
