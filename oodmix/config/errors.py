@@ -145,7 +145,8 @@ def _missing_option(error: MissingConfigException) -> str:
     group, _, value = (error.missing_cfg_file or "").rpartition("/")
     if not group or error.options is None:  # not a group's option (the primary config)
         return _flat(str(error))
-    options = ", ".join(sorted(error.options))
+    # "_" files are shared bases the options include, not options (oodmix.config.paths).
+    options = ", ".join(sorted(o for o in error.options if not o.startswith("_")))
     return f"{group}={value} is not allowed: {group} must be one of {options}"
 
 

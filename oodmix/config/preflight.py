@@ -124,22 +124,11 @@ def check_sweep(config: DictConfig) -> None:
     a swept knob that some job would not use (oodmix.config.unused_settings)."""
     from hydra import compose
 
-    from oodmix.runs.build import check_seed
-    from oodmix.runs.parts import refusals_as_config_errors
-
     jobs = sweep_jobs(config)
-    with refusals_as_config_errors():
-        for seed in jobs.seeds:
-            check_seed(seed)
     name = config.hydra.job.config_name
     runs = []
-    for overrides in jobs.composed:
+    for overrides in jobs.composed:  # first: an unknown option is refused before any import
         job = compose(config_name=name, overrides=overrides, return_hydra_config=True)
-        runs.append((run_label(job.hydra.runtime.choices), job))
-    searched = sweeper_params(config)
-    every = task_overrides(config) + [f"{k}={v}" for k, v in searched.items()]
-    check_settings_used(runs, every, searched=searched)
-    for _, job in runs:
         # Each swept value set once on the composed config itself (ours to change), where the
         # schema checks its type as composing the job would; a job's copy is untyped.
         try:
@@ -147,6 +136,17 @@ def check_sweep(config: DictConfig) -> None:
                 _set_values(job, values)
         except OmegaConfBaseException as error:
             raise ConfigError(describe(error, []) or str(error)) from None
+        runs.append((run_label(job.hydra.runtime.choices), job))
+    from oodmix.runs.build import check_seed  # imports torch and Lightning (seconds)
+    from oodmix.runs.parts import refusals_as_config_errors
+
+    with refusals_as_config_errors():
+        for seed in jobs.seeds:
+            check_seed(seed)
+    searched = sweeper_params(config)
+    every = task_overrides(config) + [f"{k}={v}" for k, v in searched.items()]
+    check_settings_used(runs, every, searched=searched)
+    for _, job in runs:
         for values in jobs.values:
             check_job(job, values)
 
