@@ -9,11 +9,12 @@ folder is pointed at a scratch folder that is removed afterwards, so that a cons
 writes (a tracking store) writes nothing where the run will. A resumed run's checkpoint must
 hold the same settings (oodmix.checkpoints.resume).
 
-A multirun is checked before its first job: every combination of its swept values (from the
-command line and from the sweeper's parameters) is composed and built, once per combination
-and not per seed, since a seed changes no rule; each seed value is checked by the seeding's
-own rule. An interval (Optuna's search space) has no values to list: a trial's values are
-checked by its job.
+A multirun is checked before its first job: each combination of its swept config-group
+options (from the command line and from the sweeper's parameters) is composed once, before
+torch is imported, and each combination of its other swept values is set on it, where the
+schema checks its type, and built: once per combination and not per seed, since a seed changes
+no rule; each seed value is checked by the seeding's own rule. An interval (Optuna's search
+space) has no values to list: a trial's values are checked by its job.
 """
 
 from __future__ import annotations
