@@ -39,19 +39,30 @@ def check_job(config: DictConfig, values: Mapping[str, Any] | None = None) -> No
     """Build what a job of `config` builds, writing nothing; the first refusal as ConfigError.
     `values` (key -> value) are set on the job first: a sweep's values, without composing
     again."""
+    _check_built(config, _job(config, values or {}))
+
+
+def _job(config: DictConfig, values: Mapping[str, Any]) -> DictConfig:
+    """The task config of a job of `config` (a copy: the config Hydra runs is left as it made
+    it), with `values` set on it."""
+    job = job_config(config)
+    _set_values(job, values)
+    return job
+
+
+def _check_built(config: DictConfig, job: DictConfig) -> None:
+    """check_job for `job`, the task config of `config` (which has Hydra's section)."""
     from oodmix.runs.build import build_run
     from oodmix.runs.parts import refusals_as_config_errors
 
-    job = job_config(config)  # a copy: the config Hydra runs is left as it made it
     hydra = HydraConfig.instance()
     before = hydra.cfg
     try:
         # The job's `${hydra:...}` values (its choices, in a title), as Hydra will set them.
         hydra.cfg = OmegaConf.masked_copy(config, "hydra")
         with tempfile.TemporaryDirectory(prefix="oodmix-check-") as scratch:
+            job.output_dir = scratch
             try:
-                _set_values(job, values or {})
-                job.output_dir = scratch
                 # Every value read once, so that a bad interpolation is named by its key
                 # (OmegaConf.resolve names none).
                 for name in job:
@@ -127,17 +138,16 @@ def check_sweep(config: DictConfig) -> None:
 
     jobs = sweep_jobs(config)
     name = config.hydra.job.config_name
+    # Composed first: an unknown option or a swept value of the wrong type is refused before
+    # torch is imported. The values are set on the composed config itself (ours to change),
+    # where the schema checks their type as composing the job would; a job's copy is untyped.
     runs = []
-    for overrides in jobs.composed:  # first: an unknown option is refused before any import
-        job = compose(config_name=name, overrides=overrides, return_hydra_config=True)
-        # Each swept value set once on the composed config itself (ours to change), where the
-        # schema checks its type as composing the job would; a job's copy is untyped.
-        try:
-            for values in jobs.values:
-                _set_values(job, values)
-        except OmegaConfBaseException as error:
-            raise ConfigError(describe(error, []) or str(error)) from None
-        runs.append((run_label(job.hydra.runtime.choices), job))
+    for overrides in jobs.composed:
+        composed = compose(config_name=name, overrides=overrides, return_hydra_config=True)
+        label = run_label(composed.hydra.runtime.choices)
+        for values in jobs.values:
+            _set_values(composed, values)
+            runs.append((label, composed, _job(composed, values)))
     from oodmix.runs.build import check_seed  # imports torch and Lightning (seconds)
     from oodmix.runs.parts import refusals_as_config_errors
 
@@ -146,12 +156,16 @@ def check_sweep(config: DictConfig) -> None:
             check_seed(seed)
     searched = sweeper_params(config)
     every = task_overrides(config) + [f"{k}={v}" for k, v in searched.items()]
-    check_settings_used(runs, every, searched=searched)
-    for _, job in runs:
-        for values in jobs.values:
-            check_job(job, values)
+    check_settings_used([(label, job) for label, _, job in runs], every, searched=searched)
+    for _, composed, job in runs:
+        _check_built(composed, job)
 
 
 def _set_values(config: DictConfig, values: Mapping[str, Any]) -> None:
-    for key, value in values.items():
-        OmegaConf.update(config, key.lstrip("+"), value, force_add=key.startswith("+"))
+    """Set each key (`+key`: a key the config does not have) to its value; a value the
+    schema refuses as ConfigError."""
+    try:
+        for key, value in values.items():
+            OmegaConf.update(config, key.lstrip("+"), value, force_add=key.startswith("+"))
+    except OmegaConfBaseException as error:
+        raise ConfigError(describe(error, []) or str(error)) from None

@@ -345,3 +345,13 @@ def test_a_sweep_is_refused_before_its_first_job(multirun_config, tmp_path, over
 def test_a_good_sweep_passes(multirun_config, tmp_path) -> None:
     check_sweep(multirun_config("loss=ce_kl_mixup", "beta=0.1,1", "mixup.alpha=0.5,2", "seed=0,1"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_whether_a_knob_is_used_is_judged_per_job(multirun_config) -> None:
+    """model.gradient_clip_algorithm is used only where model.gradient_clip_val is set: a sweep
+    that sets it in every job passes; one where no job sets it is refused."""
+    check_sweep(
+        multirun_config("model.gradient_clip_val=0.5,1", "model.gradient_clip_algorithm=value")
+    )
+    with pytest.raises(ConfigError, match=r"^model.gradient_clip_algorithm=value is not allowed"):
+        check_sweep(multirun_config("seed=0,1", "model.gradient_clip_algorithm=value"))
