@@ -28,14 +28,12 @@ from oodmix.config.run_dirs import (
 )
 from oodmix.config.unused_settings import check_run
 
-#: Anything raised before writing stops the command: oodmix's one line, Hydra's or
-#: OmegaConf's own (a swept value of the wrong type, met when a job of the sweep is composed),
-#: or a check that failed (named as such: it must not let a sweep start unchecked).
-REFUSALS = (Exception,)
-
 
 def _refuse(error: Exception, config: DictConfig) -> None:
-    # Hydra turns an Exception raised by a callback into a warning and goes on; stop here.
+    """Stop the command in one line, exit 2. Anything raised before writing stops it:
+    oodmix's refusal, Hydra's or OmegaConf's own (an option met when a job of a sweep is
+    composed), or a check that failed, named as such, which must not let a run start
+    unchecked. (Hydra turns an exception raised by a callback into a warning and goes on.)"""
     if debugging():
         traceback.print_exception(error)
         sys.exit(2)
@@ -66,8 +64,8 @@ def _later_rank() -> bool:
 class CheckBeforeWriting(Callback):
     """Hydra calls on_run_start / on_multirun_start after composing the config and before it
     creates the run (or sweep) folder: a bad value, an occupied folder, a part that cannot be
-    built or a resume with other settings stops here, with nothing written. A sweep's own
-    values are checked per value by the command-line check."""
+    built or a resume with other settings stops here, with nothing written; a sweep's jobs are
+    built before its first (oodmix.config.preflight)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
@@ -79,7 +77,7 @@ class CheckBeforeWriting(Callback):
             check_job(config)
             if not _later_rank():  # the first process holds the folder for all of them
                 lock_folder(Path(config.hydra.run.dir), "hydra.run.dir")
-        except REFUSALS as error:
+        except Exception as error:  # anything: see _refuse
             release_unused_claims(None)
             _refuse(error, config)
         release_unused_claims(Path(config.hydra.run.dir))
@@ -92,7 +90,7 @@ class CheckBeforeWriting(Callback):
             check_no_resume_in_sweep(_sweep_values(config, "ckpt_path"))
             check_sweep(config)
             lock_folder(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
-        except REFUSALS as error:
+        except Exception as error:  # anything: see _refuse
             release_unused_claims(None)
             _refuse(error, config)
         release_unused_claims(Path(config.hydra.sweep.dir))

@@ -34,11 +34,10 @@ def _digit_list(key: str, value: Any, at_least: int, allowed: str) -> list[int]:
     return list(require(key, value, holds, allowed))
 
 
-def digit_classes_problem(
+def check_no_shared_digit(
     id_classes: Sequence[int], ood_train_classes: Sequence[int], ood_test_classes: Sequence[int]
-) -> str | None:
-    """Why the three class lists, each a list of digits 0-9, are not allowed, in one line; None
-    when they are: they share no digit."""
+) -> None:
+    """The three class lists, each a list of digits 0-9, share no digit."""
     lists = {
         "id_classes": list(id_classes),
         "ood_train_classes": list(ood_train_classes),
@@ -48,12 +47,11 @@ def digit_classes_problem(
     for name, digits in lists.items():
         for digit in digits:
             if seen.get(digit, name) != name:
-                return (
+                raise ValueError(
                     f"data.{name}={digits} is not allowed: digit {digit} is also in "
                     f"data.{seen[digit]} (the three class lists must not overlap)"
                 )
             seen[digit] = name
-    return None
 
 
 class DigitsDataModule(OODDataModule):
@@ -90,11 +88,7 @@ class DigitsDataModule(OODDataModule):
         ood = "a non-empty list of digits 0-9, e.g. [0,1,2]"
         self.ood_train_classes = _digit_list("data.ood_train_classes", ood_train_classes, 1, ood)
         self.ood_test_classes = _digit_list("data.ood_test_classes", ood_test_classes, 1, ood)
-        reason = digit_classes_problem(
-            self.id_classes, self.ood_train_classes, self.ood_test_classes
-        )
-        if reason:
-            raise ValueError(reason)
+        check_no_shared_digit(self.id_classes, self.ood_train_classes, self.ood_test_classes)
         holds = (
             is_sequence(fractions, 3)
             and all(is_number(f) and f > 0 for f in fractions)

@@ -70,23 +70,18 @@ class Disk:
         return (points + torch.tensor(self.center, dtype=torch.float64)).float()
 
 
-def ring_sector_problem(
-    r_in: float,
-    r_out: float,
-    theta_start: float = 0.0,
-    theta_end: float = 2 * math.pi,
-    where: str = "Annulus",
-) -> str | None:
-    """Why radii and angles, each in its own range, are not a ring sector, in one line naming
-    `<where>.<field>`; None when they are one: r_in < r_out and theta_start < theta_end."""
+def check_ring_sector(
+    r_in: float, r_out: float, theta_start: float, theta_end: float, where: str
+) -> None:
+    """Radii and angles, each in its own range, make a ring sector: r_in < r_out and
+    theta_start < theta_end (the refusal names `<where>.<field>`)."""
     if not r_in < r_out:
-        return f"{where}.r_in={r_in} is not allowed: it must be below r_out={r_out}"
+        raise ValueError(f"{where}.r_in={r_in} is not allowed: it must be below r_out={r_out}")
     if not theta_start < theta_end:
-        return (
+        raise ValueError(
             f"{where}.theta_start={theta_start} is not allowed: it must be below "
             f"theta_end={theta_end}"
         )
-    return None
 
 
 @dataclass(frozen=True)
@@ -114,11 +109,7 @@ class Annulus:
         number_above(f"{where}.r_out", self.r_out, 0)
         sector_angle(f"{where}.theta_start", self.theta_start)
         sector_angle(f"{where}.theta_end", self.theta_end)
-        reason = ring_sector_problem(
-            self.r_in, self.r_out, self.theta_start, self.theta_end, where=where
-        )
-        if reason:
-            raise ValueError(reason)
+        check_ring_sector(self.r_in, self.r_out, self.theta_start, self.theta_end, where)
 
     def extent(self) -> Extent:
         """(x_min, x_max, y_min, y_max): the ring sector's exact bounding box."""

@@ -30,35 +30,27 @@ REGION_TARGETS: dict[str, type[Region]] = {
 _EDGE_SLACK = 1e-9
 
 
-def shift_margins_problem(near_margin: float, far_margin: float) -> str | None:
-    """Why the margins of the shifted test sets, each a number > 0, are not allowed, in one
-    line; None when they are: near_margin <= far_margin."""
+def check_shift_margins(near_margin: float, far_margin: float) -> None:
+    """The margins of the shifted test sets, each a number > 0: near_margin <= far_margin."""
     if not near_margin <= far_margin:
-        return (
+        raise ValueError(
             f"data.near_margin={near_margin} is not allowed: it must be <= "
             f"data.far_margin={far_margin} (near OOD lies closer to the ID support than far OOD)"
         )
-    return None
 
 
-def n_train_of(key: str, value: Any) -> int:
-    """The ID training points of one class: an integer >= 1."""
-    return integer_at_least(key, value, 1)
-
-
-def box_problem(low: float, high: float, regions: Sequence[tuple[str, Region]]) -> str | None:
-    """Why data.box=[low, high] is not allowed with these (config key, region) pairs, in one
-    line; None when it is: the box contains every region. Evaluation and OOD points are drawn
-    from the box, so ID support outside it would never be evaluated."""
+def check_box_contains(low: float, high: float, regions: Sequence[tuple[str, Region]]) -> None:
+    """data.box=[low, high] must contain every region of these (config key, region) pairs:
+    evaluation and OOD points are drawn from the box, so ID support outside it would never be
+    evaluated."""
     for key, region in regions:
         extent = region.extent()
         if min(extent) < low - _EDGE_SLACK or max(extent) > high + _EDGE_SLACK:
             x0, x1, y0, y1 = (round(e, 4) for e in extent)
-            return (
+            raise ValueError(
                 f"data.box={[low, high]} is not allowed: the box must contain the ID support, "
                 f"and {key} spans x in [{x0:g}, {x1:g}], y in [{y0:g}, {y1:g}]"
             )
-    return None
 
 
 class ShapesDataModule(OODDataModule):
@@ -109,25 +101,28 @@ class ShapesDataModule(OODDataModule):
         self.n_shift = integer_at_least("data.n_shift", n_shift, 1)
         self.near_margin = float(number_above("data.near_margin", near_margin, 0))
         self.far_margin = float(number_above("data.far_margin", far_margin, 0))
-        for reason in (
-            shift_margins_problem(near_margin, far_margin),
-            box_problem(low, high, [(key, region) for key, region, _ in keyed]),
-        ):
-            if reason:
-                raise ValueError(reason)
+        check_shift_margins(near_margin, far_margin)
+        check_box_contains(low, high, [(key, region) for key, region, _ in keyed])
         self.num_classes = len(self.regions)
         self.plot_box = (self.box.low, self.box.high)
 
+    #: The config key of the list of classes, and what one of them is called.
+    classes_key, class_word = "data.classes", "classes"
+
     def _classes(self, classes: Any) -> list[tuple[str, Region, int]]:
-        """(config key of the region, region, n_train) of each class of data.classes."""
+        """(config key of the region, region, n_train) of each class of `classes_key`."""
         holds = is_sequence(classes) and len(classes) >= 2
-        require("data.classes", classes, holds, "a list of at least 2 classes")
+        require(self.classes_key, classes, holds, f"a list of at least 2 {self.class_word}")
         keyed = []
-        for i, c in enumerate(classes):
-            key = f"data.classes[{i}]"
-            region = _as_region(f"{key}.region", c["region"])
-            keyed.append((f"{key}.region", region, n_train_of(f"{key}.n_train", c["n_train"])))
+        for i, item in enumerate(classes):
+            key = f"{self.classes_key}[{i}]"
+            where, region = self._region(key, item)
+            keyed.append((where, region, integer_at_least(f"{key}.n_train", item["n_train"], 1)))
         return keyed
+
+    def _region(self, key: str, item: Mapping[str, Any]) -> tuple[str, Region]:
+        """(config key, region) of the class at `key`: its `region`, a Disk or an Annulus."""
+        return f"{key}.region", _as_region(f"{key}.region", item["region"])
 
     def in_distribution(self, points: torch.Tensor) -> torch.Tensor:
         return inside_any(self.regions, points)

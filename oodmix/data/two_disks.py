@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from oodmix.allowed import is_sequence, require
 from oodmix.data.geometry import Disk, Region
-from oodmix.data.shapes import ShapesDataModule, n_train_of
+from oodmix.data.shapes import ShapesDataModule
 
 
 class TwoDisksDataModule(ShapesDataModule):
@@ -23,16 +22,11 @@ class TwoDisksDataModule(ShapesDataModule):
     data.disks[1].radius). The other arguments are ShapesDataModule's.
     """
 
+    classes_key, class_word = "data.disks", "disks"
+
     def __init__(self, disks: Sequence[Mapping[str, Any]], **kwargs) -> None:
         super().__init__(disks, **kwargs)
 
-    def _classes(self, disks: Any) -> list[tuple[str, Region, int]]:
-        """(config key, disk, n_train) of each disk of data.disks."""
-        holds = is_sequence(disks) and len(disks) >= 2
-        require("data.disks", disks, holds, "a list of at least 2 disks")
-        keyed = []
-        for i, d in enumerate(disks):
-            key = f"data.disks[{i}]"
-            disk = Disk(d["center"], d["radius"], where=key)
-            keyed.append((key, disk, n_train_of(f"{key}.n_train", d["n_train"])))
-        return keyed
+    def _region(self, key: str, item: Mapping[str, Any]) -> tuple[str, Region]:
+        """A disk is its own class's region: {center, radius, n_train}."""
+        return key, Disk(item["center"], item["radius"], where=key)

@@ -17,17 +17,6 @@ from oodmix.allowed import shown
 DELTA_RANGE = "a number strictly between 0 and 1"
 
 
-def is_probability_threshold(value: Any) -> bool:
-    """Whether `value` is a threshold a probability score can use: a finite real number
-    strictly between 0 and 1 (not a bool, not a string)."""
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and 0 < value < 1
-    )
-
-
 def check_threshold(delta: Any, fixed_scale: bool) -> float:
     """`delta` as a float: a finite real number (a number typed as text, as oodmix-predict
     reads it, counts), and for a score with a fixed scale (`fixed_threshold`: the max softmax
@@ -39,7 +28,7 @@ def check_threshold(delta: Any, fixed_scale: bool) -> float:
     typed = delta if isinstance(delta, str) else shown(delta)  # as typed: 0, not 0.0
     if isinstance(delta, bool) or not math.isfinite(value):
         raise ValueError(f"delta={typed} is not allowed: delta must be a finite number")
-    if fixed_scale and not is_probability_threshold(value):
+    if fixed_scale and not 0 < value < 1:
         raise ValueError(
             f"delta={typed} is not allowed: the scores are probabilities (max softmax), so "
             f"delta must be {DELTA_RANGE}"

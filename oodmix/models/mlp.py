@@ -22,14 +22,9 @@ class MLP(nn.Sequential):
         hidden: Sequence[int] = (64, 64),
         activation: str = "relu",
     ) -> None:
-        hidden = list(
-            require(
-                "model.hidden",
-                list(hidden) if is_sequence(hidden) else hidden,
-                lambda h: is_sequence(h) and len(h) > 0 and all(is_int(w) and w >= 1 for w in h),
-                "a non-empty list of integer widths >= 1, e.g. [32,32]",
-            )
-        )
+        widths_ok = is_sequence(hidden) and all(is_int(w) and w >= 1 for w in hidden)
+        allowed = "a non-empty list of integer widths >= 1, e.g. [32,32]"
+        hidden = list(require("model.hidden", hidden, widths_ok and len(hidden) > 0, allowed))
         one_of("model.activation", activation, sorted(ACTIVATIONS))
         layers: list[nn.Module] = []
         widths = [in_features, *hidden]

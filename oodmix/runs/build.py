@@ -117,16 +117,14 @@ def check_seed(seed: Any) -> int:
     return integer_at_least("seed", seed, 0)
 
 
-def tested_weights_problem(test_ckpt: str, monitored: bool) -> str | None:
-    """Why test_ckpt cannot be honoured, in one line; None when it can. test_ckpt=best tests the
-    weights that a checkpoint callback kept for the best validation metric, so one must monitor
-    a metric (`monitored`)."""
-    if test_ckpt == "best" and not monitored:
-        return (
+def check_tested_weights(test_ckpt: str, trainer: Any) -> None:
+    """test_ckpt=best tests the weights that a checkpoint callback kept for the best
+    validation metric, so one of the trainer's must monitor a metric."""
+    if test_ckpt == "best" and not monitoring_checkpoints(trainer):
+        raise ConfigError(
             "test_ckpt=best is not allowed here: no checkpoint callback monitors a validation "
             "metric (callbacks.model_checkpoint is off); use test_ckpt=last"
         )
-    return None
 
 
 def build_run(cfg: DictConfig) -> Run:
@@ -145,9 +143,7 @@ def build_run(cfg: DictConfig) -> Run:
     datamodule, loss, net = build_parts(cfg)
     module = build_module(cfg, loss, net)
     trainer = build_trainer(cfg)
-    reason = tested_weights_problem(cfg.test_ckpt, bool(monitoring_checkpoints(trainer)))
-    if reason:
-        raise ConfigError(reason)
+    check_tested_weights(cfg.test_ckpt, trainer)
     with refusals_as_config_errors():
         check_optimized_metric(cfg.optimized_metric)
     return Run(datamodule, module, trainer)
