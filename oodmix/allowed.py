@@ -12,7 +12,7 @@ This module imports nothing heavy: torch-free owners (the detection threshold) u
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -57,9 +57,8 @@ def is_number(value: Any) -> bool:
 
 
 def is_sequence(value: Any, length: int | None = None) -> bool:
-    """A list or tuple (of `length` elements when given); config lists arrive as either."""
-    from collections.abc import Sequence
-
+    """A list or tuple (of `length` elements when given); config lists arrive as either, or as
+    OmegaConf's ListConfig."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         return False
     return length is None or len(value) == length
